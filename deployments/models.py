@@ -1,0 +1,3 @@
+"""Rollout records (profiles, rollouts, waves, host runs) arrive with the rollouts issue."""
+
+from __future__ import annotations
