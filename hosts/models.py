@@ -60,6 +60,9 @@ class Host(models.Model):
     host_key = models.TextField(blank=True, help_text="Pinned public host key, OpenSSH format")
     host_key_fingerprint = models.CharField(max_length=120, blank=True)
     host_key_pinned_at = models.DateTimeField(null=True, blank=True)
+    trust_on_first_use = models.BooleanField(
+        default=False, help_text="Pin the key the host presents at first contact (recorded in the audit trail)"
+    )
 
     distro_id = models.CharField(max_length=40, blank=True, db_index=True)
     distro_version = models.CharField(max_length=40, blank=True)
