@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -70,7 +71,9 @@ def discovery_start(*, actor: Actor, hosts: Iterable[Host]) -> Discovery:
         discovery = Discovery.objects.create(created_by=actor.user)
         DiscoveryHost.objects.bulk_create([DiscoveryHost(discovery=discovery, host_id=pk) for pk in host_ids])
         audit_record(actor=actor, action="discovery.start", target=discovery, details={"hosts": len(host_ids)})
-        transaction.on_commit(lambda: discovery_run_task.delay(discovery.pk))
+        # One task per claim batch, so several workers share a large discovery.
+        tasks = max(1, -(-len(host_ids) // settings.MDEFLEET_CLAIM_BATCH))
+        transaction.on_commit(lambda: [discovery_run_task.delay(discovery.pk) for _ in range(tasks)])
     return discovery
 
 

@@ -21,7 +21,7 @@ def env_str(name: str, default: str | None = None) -> str:
     if file_path:
         return Path(file_path).read_text().strip()
     value = os.environ.get(name)
-    if value is not None:
+    if value:  # an empty variable counts as unset, as in a .env file with NAME=
         return value
     if default is None:
         raise ImproperlyConfigured(f"Set the environment variable {name}.")

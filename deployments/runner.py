@@ -1,0 +1,219 @@
+"""Drives many hosts at once: one SSH session per host, its steps in order, results streamed out.
+
+The runner knows nothing of the database. Callers hand it jobs (a target, a context and the steps
+to run) and a sink that receives each finished step and each finished host; the sink persists in
+batches. Concurrency is bounded twice: hosts in flight, and SSH handshakes in flight (many
+simultaneous handshakes time out on a small machine).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+
+from deployments.steps.base import Outcome, Step, StepContext
+from hosts.choices import RunStatus, StepStatus
+from hosts.ssh import CommandResult, HostSession, SSHFailure, Target, fetch_host_key
+
+log = logging.getLogger(__name__)
+
+# Output kept per step in the database; the session already caps what it reads.
+STORED_OUTPUT_CHARS = 16 * 1024
+
+
+@dataclass
+class HostJob:
+    """One host to drive: where, which steps, and what the steps may read."""
+
+    run_id: int
+    target: Target
+    steps: Sequence[Step]
+    context: StepContext
+    trust_on_first_use: bool = False
+    # Keys of steps already done in an earlier attempt (resume after a failure or a dead worker).
+    done_steps: frozenset[str] = frozenset()
+
+
+@dataclass
+class StepRecord:
+    """A finished step, ready to be stored."""
+
+    run_id: int
+    step: str
+    status: str
+    exit_code: int | None
+    duration_ms: int
+    command: str
+    output: str
+    parsed: dict[str, Any]
+    reason: str
+    finished_at: datetime
+
+
+@dataclass
+class HostResult:
+    """A finished host: its final status and reason, every step's outcome, a key pinned on first use."""
+
+    run_id: int
+    status: str
+    reason: str
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    pinned_host_key: str = ""
+
+
+class Sink:
+    """Receives results as they happen; implementations batch them to the database."""
+
+    async def step_done(self, record: StepRecord) -> None:
+        raise NotImplementedError
+
+    async def host_done(self, result: HostResult) -> None:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class RunnerLimits:
+    """Timeouts and bounds of one batch."""
+
+    connect_timeout: float = 10
+    command_timeout: float = 120
+    keepalive: int = 15
+    max_output: int = 64 * 1024
+    concurrency: int = 200
+    handshakes: int = 100
+
+    @classmethod
+    def from_settings(cls) -> RunnerLimits:
+        from django.conf import settings
+
+        return cls(
+            connect_timeout=settings.MDEFLEET_SSH_CONNECT_TIMEOUT,
+            command_timeout=settings.MDEFLEET_SSH_COMMAND_TIMEOUT,
+            keepalive=settings.MDEFLEET_SSH_KEEPALIVE,
+            max_output=settings.MDEFLEET_SSH_MAX_OUTPUT,
+            concurrency=settings.MDEFLEET_SSH_CONCURRENCY,
+            handshakes=settings.MDEFLEET_SSH_HANDSHAKES,
+        )
+
+
+def _trim(text: str) -> str:
+    if len(text) <= STORED_OUTPUT_CHARS:
+        return text
+    return text[:STORED_OUTPUT_CHARS] + f"\n… [{len(text) - STORED_OUTPUT_CHARS} more characters not kept]"
+
+
+def _connect_record(job: HostJob, failure: SSHFailure, started: float) -> StepRecord:
+    return StepRecord(
+        run_id=job.run_id,
+        step="connect",
+        status=StepStatus.FAILED,
+        exit_code=None,
+        duration_ms=int((time.monotonic() - started) * 1000),
+        command="",
+        output="",
+        parsed={"kind": failure.kind},
+        reason=str(failure),
+        finished_at=timezone.now(),
+    )
+
+
+def _evaluate(step: Step, job: HostJob, result: CommandResult) -> Outcome:
+    if result.timed_out:
+        return Outcome.failed(f"timed out after {result.duration_ms / 1000:.0f} s with no answer; the command was stopped")
+    try:
+        return step.evaluate(job.context, result)
+    except Exception as exc:  # a parser bug must fail one step on one host, not the whole batch
+        log.exception("step %s could not judge the output of %s", step.key, job.target.label)
+        return Outcome.failed(f"could not read the output ({type(exc).__name__}: {exc})")
+
+
+async def run_host(job: HostJob, sink: Sink, limits: RunnerLimits, handshakes: asyncio.Semaphore) -> HostResult:
+    """Run the job's steps in order over one connection; stop at the first blocking failure."""
+    started = time.monotonic()
+    target = job.target
+    pinned = ""
+    outcomes: dict[str, Outcome] = {}
+    try:
+        if not target.host_key and job.trust_on_first_use:
+            async with handshakes:
+                pinned = await fetch_host_key(target.address, target.port, timeout=limits.connect_timeout)
+            target = Target(**{**target.__dict__, "host_key": pinned})
+        session = HostSession(
+            target,
+            connect_timeout=limits.connect_timeout,
+            command_timeout=limits.command_timeout,
+            keepalive=limits.keepalive,
+            max_output=limits.max_output,
+            handshakes=handshakes,
+        )
+        async with session:
+            for step in job.steps:
+                if step.key in job.done_steps:
+                    continue
+                step_started = time.monotonic()
+                result = await session.run(
+                    step.command(job.context), stdin=step.stdin(job.context), timeout=step.timeout
+                )
+                outcome = _evaluate(step, job, result)
+                outcomes[step.key] = outcome
+                job.context.results[step.key] = outcome.data
+                await sink.step_done(
+                    StepRecord(
+                        run_id=job.run_id,
+                        step=step.key,
+                        status=outcome.status,
+                        exit_code=result.exit_status,
+                        duration_ms=int((time.monotonic() - step_started) * 1000),
+                        command=result.command,
+                        output=_trim(result.combined()),
+                        parsed=outcome.data,
+                        reason=outcome.reason,
+                        finished_at=timezone.now(),
+                    )
+                )
+                if outcome.status == StepStatus.FAILED and step.blocking:
+                    return HostResult(job.run_id, RunStatus.FAILED, f"{step.title}: {outcome.reason}", outcomes, pinned)
+    except SSHFailure as failure:
+        await sink.step_done(_connect_record(job, failure, started))
+        outcomes["connect"] = Outcome.failed(str(failure), kind=failure.kind)
+        return HostResult(job.run_id, RunStatus.FAILED, str(failure), outcomes, "")
+    failed = [o.reason for o in outcomes.values() if o.status == StepStatus.FAILED]
+    if failed:
+        return HostResult(job.run_id, RunStatus.FAILED, failed[0], outcomes, pinned)
+    return HostResult(job.run_id, RunStatus.OK, "", outcomes, pinned)
+
+
+async def run_hosts(
+    jobs: Sequence[HostJob],
+    sink: Sink,
+    limits: RunnerLimits,
+    *,
+    should_continue: Callable[[], Awaitable[bool]] | None = None,
+) -> None:
+    """Drive all jobs with bounded concurrency; every host ends in ``sink.host_done`` exactly once.
+
+    ``should_continue`` is asked before each host starts (pause, abort, a closing window): when it
+    answers False no new host starts, and hosts already running finish their steps.
+    """
+    in_flight = asyncio.Semaphore(limits.concurrency)
+    handshakes = asyncio.Semaphore(limits.handshakes)
+
+    async def one(job: HostJob) -> None:
+        async with in_flight:
+            if should_continue is not None and not await should_continue():
+                return
+            try:
+                result = await run_host(job, sink, limits, handshakes)
+            except Exception as exc:  # never lose a host: an unexpected error fails it with the reason
+                log.exception("host run %s crashed", job.run_id)
+                result = HostResult(job.run_id, RunStatus.FAILED, f"internal error: {type(exc).__name__}: {exc}")
+            await sink.host_done(result)
+
+    await asyncio.gather(*(one(job) for job in jobs))

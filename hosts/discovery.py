@@ -1,0 +1,223 @@
+"""Discovery: run steps 1-5 on claimed hosts and store facts, eligibility and a snapshot.
+
+Claims are rows of ``DiscoveryHost`` taken with ``select_for_update(skip_locked=True)``; each
+carries the worker's name and a heartbeat, so a worker that died leaves rows another can take
+over once the heartbeat is stale. Results are written in batches (bulk inserts and updates), not
+one row per round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from deployments.runner import HostJob, HostResult, RunnerLimits, Sink, StepRecord, run_hosts
+from deployments.steps.base import Outcome, StepContext
+from deployments.steps.catalogue import DISCOVERY_STEPS
+from hosts.choices import AgentState, DiscoveryStatus, RunStatus, SnapshotPhase, StepStatus
+from hosts.eligibility import eligibility_from
+from hosts.keys import public_key_fingerprint
+from hosts.models import Discovery, DiscoveryHost, Host, HostCheck, Snapshot
+from hosts.targets import target_for
+from mdefleet.audit import SYSTEM, audit_record
+
+log = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 0.5
+SNAPSHOT_FIELDS = [
+    "cpu_busy_pct", "load_1", "load_5", "load_15", "mem_total_mb", "mem_used_mb", "mem_available_mb",
+    "swap_total_mb", "swap_used_mb", "filesystems", "top_processes", "agent_processes", "samples",
+]  # fmt: skip
+HOST_FACT_FIELDS = [
+    "distro_id", "distro_version", "distro_name", "kernel", "arch", "cpu_cores", "memory_mb", "facts",
+    "eligibility", "eligibility_reasons", "last_seen_at", "last_discovered_at", "last_error", "agent_state",
+    "conflicting_applications", "updated_at",
+]  # fmt: skip
+
+
+def discovery_hosts_claim(*, discovery_id: int, worker: str, limit: int) -> list[DiscoveryHost]:
+    """Take up to ``limit`` pending (or abandoned) host runs of the discovery for this worker."""
+    stale = timezone.now() - timedelta(seconds=settings.MDEFLEET_CLAIM_STALE_SECONDS)
+    with transaction.atomic():
+        rows = list(
+            DiscoveryHost.objects.select_for_update(skip_locked=True)
+            .filter(discovery_id=discovery_id)
+            .filter(Q(status=RunStatus.PENDING) | Q(status=RunStatus.RUNNING, heartbeat_at__lt=stale))
+            .order_by("id")[:limit]
+        )
+        now = timezone.now()
+        for row in rows:
+            row.status, row.claimed_by, row.heartbeat_at, row.started_at = RunStatus.RUNNING, worker, now, now
+        DiscoveryHost.objects.bulk_update(rows, ["status", "claimed_by", "heartbeat_at", "started_at"])
+        if rows:
+            Discovery.objects.filter(pk=discovery_id, status=DiscoveryStatus.QUEUED).update(
+                status=DiscoveryStatus.RUNNING
+            )
+    return rows
+
+
+def host_apply_discovery(host: Host, outcomes: dict[str, Outcome], now: Any) -> Snapshot | None:
+    """Copy what the steps learned onto the host (unsaved) and return the snapshot to store, if any."""
+    facts = outcomes.get("facts")
+    if facts is not None and facts.data:
+        data = facts.data
+        host.distro_id = str(data.get("distro_id") or "")[:40]
+        host.distro_version = str(data.get("distro_version") or "")[:40]
+        host.distro_name = str(data.get("distro_name") or "")[:120]
+        host.kernel = str(data.get("kernel") or "")[:120]
+        host.arch = str(data.get("arch") or "")[:20]
+        host.cpu_cores = data.get("cpu_cores")
+        host.memory_mb = data.get("memory_mb")
+    host.facts = {key: outcome.data for key, outcome in outcomes.items() if key != "snapshot_pre"}
+    verdict, reasons = eligibility_from(outcomes)
+    host.eligibility, host.eligibility_reasons = verdict, reasons
+    connect = outcomes.get("connect")
+    host.last_error = connect.reason[:500] if connect is not None else ""
+    if connect is None:
+        host.last_seen_at = now
+    host.last_discovered_at = now
+    conflicts = outcomes.get("conflicts")
+    if conflicts is not None:
+        host.conflicting_applications = conflicts.data.get("conflicting", [])
+    if host.agent_state == AgentState.UNKNOWN and connect is None and facts is not None:
+        host.agent_state = AgentState.ABSENT
+    snap = outcomes.get("snapshot_pre")
+    if snap is None or snap.status == StepStatus.FAILED or not snap.data:
+        return None
+    return Snapshot(
+        host=host, phase=SnapshotPhase.PRE, taken_at=now, **{k: snap.data.get(k) for k in SNAPSHOT_FIELDS}
+    )
+
+
+class DiscoverySink(Sink):
+    """Buffers step records and host results; ``flush`` writes them in one transaction."""
+
+    def __init__(self, runs: dict[int, DiscoveryHost]) -> None:
+        self.runs = runs
+        self.steps: list[StepRecord] = []
+        self.hosts: list[HostResult] = []
+        self.finished: set[int] = set()
+
+    async def step_done(self, record: StepRecord) -> None:
+        self.steps.append(record)
+
+    async def host_done(self, result: HostResult) -> None:
+        self.hosts.append(result)
+
+    def flush(self) -> None:
+        steps, self.steps = self.steps, []
+        results, self.hosts = self.hosts, []
+        now = timezone.now()
+        with transaction.atomic():
+            HostCheck.objects.bulk_create(
+                [
+                    HostCheck(
+                        run_id=r.run_id,
+                        host_id=self.runs[r.run_id].host_id,
+                        step=r.step,
+                        status=r.status,
+                        exit_code=r.exit_code,
+                        duration_ms=r.duration_ms,
+                        command=r.command,
+                        output=r.output,
+                        parsed=r.parsed,
+                        reason=r.reason[:500],
+                        finished_at=r.finished_at,
+                    )
+                    for r in steps
+                ]
+            )
+            if results:
+                self._store_hosts(results, now)
+            alive = [pk for pk in self.runs if pk not in self.finished]
+            if alive:
+                DiscoveryHost.objects.filter(pk__in=alive, status=RunStatus.RUNNING).update(heartbeat_at=now)
+
+    def _store_hosts(self, results: list[HostResult], now: Any) -> None:
+        hosts = Host.objects.in_bulk([self.runs[r.run_id].host_id for r in results])
+        snapshots, runs = [], []
+        for result in results:
+            run = self.runs[result.run_id]
+            host = hosts[run.host_id]
+            if result.pinned_host_key and not host.host_key:
+                host.host_key = result.pinned_host_key
+                host.host_key_fingerprint = public_key_fingerprint(result.pinned_host_key)
+                host.host_key_pinned_at = now
+                host.save(update_fields=["host_key", "host_key_fingerprint", "host_key_pinned_at"])
+                audit_record(
+                    actor=SYSTEM,
+                    action="host.pin_key",
+                    target=host,
+                    details={"after": host.host_key_fingerprint, "reason": "trust on first use"},
+                )
+            snapshot = host_apply_discovery(host, result.outcomes, now)
+            if snapshot is not None:
+                snapshots.append(snapshot)
+            run.status, run.reason, run.finished_at = result.status, result.reason[:500], now
+            runs.append(run)
+            self.finished.add(result.run_id)
+        Host.objects.bulk_update(list(hosts.values()), HOST_FACT_FIELDS)
+        Snapshot.objects.bulk_create(snapshots)
+        DiscoveryHost.objects.bulk_update(runs, ["status", "reason", "finished_at"])
+
+
+def _jobs_for(runs: list[DiscoveryHost]) -> list[HostJob]:
+    hosts = Host.objects.select_related("credential").in_bulk([r.host_id for r in runs])
+    return [
+        HostJob(
+            run_id=run.pk,
+            target=target_for(hosts[run.host_id]),
+            steps=DISCOVERY_STEPS,
+            context=StepContext(
+                host_label=hosts[run.host_id].name, cpu_sample_seconds=settings.MDEFLEET_CPU_SAMPLE_SECONDS
+            ),
+            trust_on_first_use=hosts[run.host_id].trust_on_first_use,
+        )
+        for run in runs
+    ]
+
+
+async def _drive(jobs: list[HostJob], sink: DiscoverySink, limits: RunnerLimits) -> None:
+    flush = sync_to_async(sink.flush, thread_sensitive=True)
+    task = asyncio.create_task(run_hosts(jobs, sink, limits))
+    while not task.done():
+        await asyncio.wait({task}, timeout=FLUSH_SECONDS)
+        await flush()
+    task.result()
+
+
+def discovery_execute(*, discovery_id: int, worker: str) -> int:
+    """Claim and run batches of this discovery until none is left; returns the hosts this worker ran."""
+    limits = RunnerLimits.from_settings()
+    ran = 0
+    while True:
+        runs = discovery_hosts_claim(discovery_id=discovery_id, worker=worker, limit=settings.MDEFLEET_CLAIM_BATCH)
+        if not runs:
+            break
+        sink = DiscoverySink({run.pk: run for run in runs})
+        asyncio.run(_drive(_jobs_for(runs), sink, limits))
+        ran += len(runs)
+    discovery_finish_if_done(discovery_id=discovery_id)
+    return ran
+
+
+def discovery_finish_if_done(*, discovery_id: int) -> bool:
+    """Mark the discovery done when no host run is pending or running (conditional update)."""
+    open_runs = DiscoveryHost.objects.filter(
+        discovery_id=discovery_id, status__in=[RunStatus.PENDING, RunStatus.RUNNING]
+    )
+    if open_runs.exists():
+        return False
+    return bool(
+        Discovery.objects.filter(pk=discovery_id)
+        .exclude(status=DiscoveryStatus.DONE)
+        .update(status=DiscoveryStatus.DONE, finished_at=timezone.now())
+    )

@@ -1,0 +1,21 @@
+"""Celery tasks of the inventory: thin, they take ids and call one service."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from celery import shared_task
+
+
+def worker_name() -> str:
+    """Identifies this worker process in claims (host and pid)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@shared_task(acks_late=True)
+def discovery_run_task(discovery_id: int) -> int:
+    """Run the discovery's pending hosts on this worker."""
+    from hosts.discovery import discovery_execute
+
+    return discovery_execute(discovery_id=discovery_id, worker=worker_name())
