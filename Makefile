@@ -20,16 +20,18 @@ demo: venv
 	$(BIN)/python scripts/demo.py
 
 ## Run the tests against the machine's real PostgreSQL and Redis (started if down).
+TEST_ENV = DEBUG=1 \
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/mdefleet} \
+	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/15} \
+	MDEFLEET_FERNET_KEYS=$${MDEFLEET_FERNET_KEYS:-bGV0LXRoZS10ZXN0cy1oYXZlLWEta2V5LTMyYnl0ZXM=} \
+	PYTHONPATH=.
+
 test: venv
 	bash scripts/test-services.sh
 	bash scripts/test-system-deps.sh
-	DEBUG=1 DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/mdefleet} \
-	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/15} \
-	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/ruff check .
-	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/mdefleet} \
-	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/15} \
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

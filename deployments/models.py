@@ -30,6 +30,7 @@ class Profile(models.Model):
     onboarding_filename = models.CharField(max_length=255, blank=True)
     onboarding_sha256 = models.CharField(max_length=64, blank=True)
     org_id = models.CharField(max_length=64, blank=True, help_text="Tenant (organization) id read from the package")
+    onboarding_uploaded_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     managed_settings = models.JSONField(default=dict, blank=True, help_text="mdatp_managed.json")
     carried_exclusions = models.JSONField(

@@ -77,6 +77,9 @@ class Sink:
     async def host_done(self, result: HostResult) -> None:
         raise NotImplementedError
 
+    async def host_released(self, run_id: int) -> None:
+        """A host that was claimed but not started (paused, aborted): give it back."""
+
 
 @dataclass(frozen=True)
 class RunnerLimits:
@@ -126,12 +129,30 @@ def _connect_record(job: HostJob, failure: SSHFailure, started: float) -> StepRe
 
 def _evaluate(step: Step, job: HostJob, result: CommandResult) -> Outcome:
     if result.timed_out:
-        return Outcome.failed(f"timed out after {result.duration_ms / 1000:.0f} s with no answer; the command was stopped")
+        return Outcome.failed(
+            f"timed out after {result.duration_ms / 1000:.0f} s with no answer; the command was stopped"
+        )
     try:
         return step.evaluate(job.context, result)
     except Exception as exc:  # a parser bug must fail one step on one host, not the whole batch
         log.exception("step %s could not judge the output of %s", step.key, job.target.label)
         return Outcome.failed(f"could not read the output ({type(exc).__name__}: {exc})")
+
+
+async def _run_step(step: Step, job: HostJob, session: HostSession) -> tuple[CommandResult, Outcome]:
+    """One step, re-run while it asks to (polling), or judged locally when it sends no command."""
+    attempt = 0
+    while True:
+        attempt += 1
+        command = step.command(job.context)
+        if command is None:
+            result = CommandResult(command="", exit_status=0, stdout="", stderr="", duration_ms=0)
+        else:
+            result = await session.run(command, stdin=step.stdin(job.context), timeout=step.timeout)
+        outcome = _evaluate(step, job, result)
+        if not outcome.retry or attempt >= step.attempts:
+            return result, outcome
+        await asyncio.sleep(step.retry_delay)
 
 
 async def run_host(job: HostJob, sink: Sink, limits: RunnerLimits, handshakes: asyncio.Semaphore) -> HostResult:
@@ -157,11 +178,11 @@ async def run_host(job: HostJob, sink: Sink, limits: RunnerLimits, handshakes: a
             for step in job.steps:
                 if step.key in job.done_steps:
                     continue
+                delay = step.delay_before(job.context)
+                if delay > 0:
+                    await asyncio.sleep(delay)
                 step_started = time.monotonic()
-                result = await session.run(
-                    step.command(job.context), stdin=step.stdin(job.context), timeout=step.timeout
-                )
-                outcome = _evaluate(step, job, result)
+                result, outcome = await _run_step(step, job, session)
                 outcomes[step.key] = outcome
                 job.context.results[step.key] = outcome.data
                 await sink.step_done(
@@ -208,6 +229,7 @@ async def run_hosts(
     async def one(job: HostJob) -> None:
         async with in_flight:
             if should_continue is not None and not await should_continue():
+                await sink.host_released(job.run_id)
                 return
             try:
                 result = await run_host(job, sink, limits, handshakes)

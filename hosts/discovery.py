@@ -92,9 +92,7 @@ def host_apply_discovery(host: Host, outcomes: dict[str, Outcome], now: Any) -> 
     snap = outcomes.get("snapshot_pre")
     if snap is None or snap.status == StepStatus.FAILED or not snap.data:
         return None
-    return Snapshot(
-        host=host, phase=SnapshotPhase.PRE, taken_at=now, **{k: snap.data.get(k) for k in SNAPSHOT_FIELDS}
-    )
+    return Snapshot(host=host, phase=SnapshotPhase.PRE, taken_at=now, **{k: snap.data.get(k) for k in SNAPSHOT_FIELDS})
 
 
 class DiscoverySink(Sink):
@@ -221,3 +219,22 @@ def discovery_finish_if_done(*, discovery_id: int) -> bool:
         .exclude(status=DiscoveryStatus.DONE)
         .update(status=DiscoveryStatus.DONE, finished_at=timezone.now())
     )
+
+
+def discoveries_tick() -> int:
+    """Re-dispatch discoveries whose hosts nobody is working on (lost message, dead worker)."""
+    from hosts.tasks import discovery_run_task
+
+    stale = timezone.now() - timedelta(seconds=settings.MDEFLEET_CLAIM_STALE_SECONDS)
+    ids = list(
+        DiscoveryHost.objects.filter(discovery__status__in=[DiscoveryStatus.QUEUED, DiscoveryStatus.RUNNING])
+        .filter(
+            Q(status=RunStatus.PENDING, discovery__created_at__lt=stale)
+            | Q(status=RunStatus.RUNNING, heartbeat_at__lt=stale)
+        )
+        .values_list("discovery_id", flat=True)
+        .distinct()
+    )
+    for discovery_id in ids:
+        discovery_run_task.delay(discovery_id)
+    return len(ids)

@@ -19,3 +19,11 @@ def discovery_run_task(discovery_id: int) -> int:
     from hosts.discovery import discovery_execute
 
     return discovery_execute(discovery_id=discovery_id, worker=worker_name())
+
+
+@shared_task(acks_late=True)
+def discoveries_tick_task() -> int:
+    """Periodic: re-dispatch discoveries left behind by a lost message or a dead worker."""
+    from hosts.discovery import discoveries_tick
+
+    return discoveries_tick()

@@ -48,7 +48,7 @@ def main() -> int:
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(name: str, *args: str) -> None:
-        log = open(VAR / f"{name}.log", "ab")  # noqa: SIM115 - closed when the process ends
+        log = open(VAR / f"{name}.log", "ab")
         procs.append(subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
 
     def stop_all(*_: object) -> None:

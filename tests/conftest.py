@@ -1,13 +1,24 @@
-"""Shared fixtures: role personas, the simulated fleet, and settings the tests need."""
+"""Shared fixtures: role personas, the simulated fleet, a real sshd, real Celery workers.
+
+The environment (DATABASE_URL, CELERY_BROKER_URL, MDEFLEET_FERNET_KEYS, DEBUG) is set by
+`make test` before pytest starts: pytest-django reads the settings before this file loads.
+"""
 
 from __future__ import annotations
 
-import os
+from typing import Any
 
-# Tests run against the real PostgreSQL and Redis of the machine (make test sets these).
-os.environ.setdefault("DEBUG", "1")
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mdefleet")
-os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
-os.environ.setdefault("MDEFLEET_FERNET_KEYS", "bGV0LXRoZS10ZXN0cy1oYXZlLWEta2V5LTMyYnl0ZXM=")
+import pytest
 
-pytest_plugins = ["tests.fixtures_roles"]
+pytest_plugins = [
+    "tests.fixtures_roles",
+    "tests.fixtures_sim",
+    "tests.integration.sshd",
+    "tests.integration.worker",
+]
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings: Any) -> None:
+    """Personas hash passwords; the production hasher costs a quarter second per user."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -36,6 +36,8 @@ class Outcome:
     status: str
     reason: str = ""
     data: dict[str, Any] = field(default_factory=dict)
+    # Ask the runner to run the step again after ``retry_delay`` (while attempts are left).
+    retry: bool = False
 
     @classmethod
     def ok(cls, reason: str = "", **data: Any) -> Outcome:
@@ -61,9 +63,17 @@ class Step:
     # Seconds the command may run before the runner gives up on it (None: the default).
     timeout: float | None = None
 
-    def command(self, ctx: StepContext) -> str:
-        """The shell command to send (every interpolated value quoted)."""
+    # Polling steps (health right after onboarding): how often to re-run while evaluate says retry.
+    attempts: int = 1
+    retry_delay: float = 10
+
+    def command(self, ctx: StepContext) -> str | None:
+        """The shell command to send (every interpolated value quoted); None for a step judged locally."""
         raise NotImplementedError
+
+    def delay_before(self, ctx: StepContext) -> float:
+        """Seconds to wait before the step (the settle time before the post snapshot)."""
+        return 0
 
     def stdin(self, ctx: StepContext) -> str | None:
         """Data to feed the command on standard input (file contents), if any."""

@@ -46,7 +46,7 @@ class WorkerProcess:
             "PYTHONUNBUFFERED": "1",
             **extra_env,
         }
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "mdefleet", "worker", "-l", "info", "-c", "1",
              "-P", "solo", "-n", f"{name}@%h", "--without-heartbeat", "--without-gossip", "--without-mingle"],

@@ -1,0 +1,17 @@
+"""Rollout API routes, mounted under /api/v1/ by mdefleet/urls.py."""
+
+from __future__ import annotations
+
+from rest_framework.routers import DefaultRouter
+
+from deployments.api import profiles, rollouts
+
+app_name = "deployments-api"
+
+router = DefaultRouter(trailing_slash=True)
+# The hosts API mounts under the same prefix; one root view would shadow the other.
+router.include_root_view = False
+router.register("profiles", profiles.ProfileViewSet, basename="profile")
+router.register("rollouts", rollouts.RolloutViewSet, basename="rollout")
+
+urlpatterns = router.urls

@@ -1,0 +1,42 @@
+"""Step 17 — compare: pre vs post deltas of this host, judged against the rollout's thresholds."""
+
+from __future__ import annotations
+
+from deployments.comparison import METRICS, host_deltas
+from deployments.gates import normalize_gates
+from deployments.steps.base import Outcome, Step, StepContext
+from hosts.ssh import CommandResult
+
+
+class CompareStep(Step):
+    """Judged locally from the two snapshots; the wave's gate decides, this step only reports."""
+
+    key = "compare"
+    number = 17
+    title = "Pre/post comparison"
+    blocking = False
+
+    def command(self, ctx: StepContext) -> None:
+        return None
+
+    def evaluate(self, ctx: StepContext, result: CommandResult) -> Outcome:
+        deltas = host_deltas(ctx.data("snapshot_pre"), ctx.data("snapshot_post"))
+        thresholds = normalize_gates(getattr(ctx.profile, "gates", None))["regression"]
+        over, missing = [], []
+        for metric, limit in thresholds.items():
+            if limit is None:
+                continue
+            value = deltas.get(metric)
+            if value is None:
+                missing.append(METRICS[metric]["label"])
+            elif value > limit:
+                over.append(f"{METRICS[metric]['label']} +{value:g} {METRICS[metric]['unit']} (limit {limit:g})")
+        data = {"deltas": deltas, "over": over, "missing": missing}
+        if over:
+            return Outcome.warn("regression: " + "; ".join(over), **data)
+        if missing:
+            return Outcome.warn("no pre/post figure for " + ", ".join(missing), **data)
+        return Outcome.ok(
+            f"CPU {deltas['cpu_points']:+g} points, memory {deltas['mem_mb']:+g} MB, agent RSS {deltas['agent_rss_mb']:g} MB",
+            **data,
+        )

@@ -1,0 +1,17 @@
+"""Inventory API routes, mounted under /api/v1/ by mdefleet/urls.py."""
+
+from __future__ import annotations
+
+from rest_framework.routers import DefaultRouter
+
+from hosts.api import views
+
+app_name = "hosts-api"
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("hosts", views.HostViewSet, basename="host")
+router.register("discoveries", views.DiscoveryViewSet, basename="discovery")
+router.register("credentials", views.CredentialViewSet, basename="credential")
+
+urlpatterns = router.urls

@@ -1,0 +1,120 @@
+"""Run the simulated fleet until interrupted: ports, inventory file and client key for the demo."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from hosts.sim import SimFleet
+from hosts.sim.faults import FaultSpecError
+
+FAULT_HELP = (
+    "Faults as NAME[=VALUE][:TARGETS], comma-separated. TARGETS are 0-based host indexes (host i listens on "
+    "--base-port + i): 3, 4-6, 1+5+9, 5%% of the fleet, or nothing for every host. Faults: unreachable, "
+    "slow=SECONDS, host-key, auth, disk-full, low-memory, one-core, fanotify-off, conflicting-av[=trend|mcafee|"
+    "carbonblack|sophos], fapolicyd, tls-inspection[=zscaler|paloalto|fortinet], tls-reset, no-egress, install-fail, "
+    "unhealthy, cpu-regression=POINTS, hang, drop, flood=MB, bad-utf8. "
+    'Example: "unreachable:3,slow=2.5:4-6,host-key:7,cpu-regression:5%%".'
+)
+
+
+class Command(BaseCommand):
+    """Starts N simulated RHEL-family SSH hosts on consecutive loopback ports and serves until Ctrl-C."""
+
+    help = "Run a simulated fleet of SSH hosts on 127.0.0.1 (one port per host, 0-based host indexes)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--hosts", type=int, default=50, help="Number of hosts (default 50).")
+        parser.add_argument("--faults", default="", help=FAULT_HELP)
+        parser.add_argument("--base-port", type=int, default=2200, help="Port of host 0 (0: any free range).")
+        parser.add_argument("--address", default="127.0.0.1", help="Address to listen on (default 127.0.0.1).")
+        parser.add_argument("--seed", type=int, default=0, help="Seed for profiles, sizes and keys (default 0).")
+        parser.add_argument(
+            "--time-scale",
+            type=float,
+            default=1.0,
+            help="Real seconds per simulated second: 0.1 makes `sleep 2` take 0.2 s.",
+        )
+        parser.add_argument("--state-dir", type=Path, help="Keeps the host-key secret and client key across restarts.")
+        parser.add_argument("--inventory-out", type=Path, help="Write the inventory (JSON list) here once listening.")
+        parser.add_argument("--client-key-out", type=Path, help="Write the client private key here (mode 0600).")
+        parser.add_argument("--credential", default="sim-fleet", help="Credential name used in the inventory.")
+        parser.add_argument("--password", help="Also accept this password for root and deploy.")
+        parser.add_argument(
+            "--deploy-every",
+            type=int,
+            default=5,
+            help="Every Nth host logs in as 'deploy' with sudo instead of root (0: none).",
+        )
+        parser.add_argument("--run-for", type=float, default=0, help="Stop after this many seconds (0: until Ctrl-C).")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            fleet = SimFleet(
+                options["hosts"],
+                faults=options["faults"],
+                base_port=options["base_port"],
+                seed=options["seed"],
+                time_scale=options["time_scale"],
+                password=options["password"],
+                state_dir=options["state_dir"],
+                address=options["address"],
+                deploy_every=options["deploy_every"],
+            )
+        except (FaultSpecError, ValueError) as exc:
+            raise CommandError(str(exc)) from exc
+        try:
+            asyncio.run(self._serve(fleet, options))
+        except OSError as exc:
+            raise CommandError(f"cannot listen: {exc}") from exc
+
+    async def _serve(self, fleet: SimFleet, options: dict[str, Any]) -> None:
+        await fleet.start()
+        try:
+            self._report(fleet, options)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            if options["run_for"]:
+                loop.call_later(options["run_for"], stop.set)
+            await stop.wait()
+        finally:
+            await fleet.stop()
+        self.stdout.write("simulated fleet stopped")
+
+    def _report(self, fleet: SimFleet, options: dict[str, Any]) -> None:
+        first, last = fleet.hosts[0].port, fleet.hosts[-1].port
+        self.stdout.write(f"simulated fleet: {len(fleet)} hosts on {fleet.address}:{first}-{last} (seed {fleet.seed})")
+        for host in fleet.hosts:
+            if len(fleet) <= 100 or host.faults:
+                faults = ",".join(k if v is True or v == "" else f"{k}={v}" for k, v in host.faults.items())
+                line = f"  {host.port}  {host.index:>4}  {host.hostname:<22} {host.profile:<11} {host.user:<6} {faults}"
+                self.stdout.write(line.rstrip())
+        key_path = options["client_key_out"]
+        if key_path is not None and fleet.client_private_key:
+            _write(key_path, fleet.client_private_key, 0o600)
+            self.stdout.write(f"client key: {key_path}")
+        inventory_path = options["inventory_out"]
+        if inventory_path is not None:
+            # Written last, and atomically: its appearance tells a waiting script the fleet is up.
+            _write(inventory_path, json.dumps(fleet.inventory(options["credential"]), indent=2) + "\n", 0o644)
+            self.stdout.write(f"inventory: {inventory_path}")
+        self.stdout.write("Ctrl-C stops the fleet.")
+        self.stdout.flush()
+
+
+def _write(path: Path, text: str, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
