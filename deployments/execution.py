@@ -17,13 +17,13 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from deployments.choices import HostRunStatus, RolloutStatus
 from deployments.models import HostRun, Profile, Rollout, StepResult
-from deployments.runner import HostJob, HostResult, RunnerLimits, Sink, StepRecord, run_hosts
+from deployments.runner import HostJob, HostResult, RunnerLimits, Sink, StepRecord, run_and_store, run_hosts
 from deployments.steps.base import StepContext
 from deployments.steps.catalogue import rollout_steps
 from hosts.choices import SnapshotPhase, StepStatus
@@ -101,7 +101,7 @@ def host_runs_claim(*, rollout_id: int, worker: str, limit: int) -> list[HostRun
 
 
 class RolloutSink(Sink):
-    """Buffers results; ``flush`` stores them in one transaction, only while this worker owns the run."""
+    """Buffers results; ``write`` stores each batch in one transaction, only while this worker owns the run."""
 
     def __init__(self, runs: dict[int, HostRun], worker: str) -> None:
         self.runs = runs
@@ -120,10 +120,15 @@ class RolloutSink(Sink):
     async def host_released(self, run_id: int) -> None:
         self.released.append(run_id)
 
-    def flush(self) -> None:
-        steps, self.steps = self.steps, []
-        results, self.hosts = self.hosts, []
-        released, self.released = self.released, []
+    def take(self) -> tuple[list[StepRecord], list[HostResult], list[int]]:
+        """Hand over what arrived so far; called on the event loop's thread, never the writer's."""
+        batch = (self.steps, self.hosts, self.released)
+        self.steps, self.hosts, self.released = [], [], []
+        return batch
+
+    def write(self, batch: tuple[list[StepRecord], list[HostResult], list[int]]) -> None:
+        """Store one taken batch in one transaction (runs in the database thread)."""
+        steps, results, released = batch
         now = timezone.now()
         with transaction.atomic():
             # A run taken over by another worker (we were presumed dead) is no longer ours to write.
@@ -263,15 +268,13 @@ class _StatusGate:
 
 
 async def _drive(jobs: list[HostJob], sink: RolloutSink, limits: RunnerLimits, rollout_id: int) -> None:
-    flush = sync_to_async(sink.flush, thread_sensitive=True)
-    task = asyncio.create_task(run_hosts(jobs, sink, limits, should_continue=_StatusGate(rollout_id)))
+    write = sync_to_async(sink.write, thread_sensitive=True)
+    run = run_hosts(jobs, sink, limits, should_continue=_StatusGate(rollout_id))
     try:
-        while not task.done():
-            await asyncio.wait({task}, timeout=FLUSH_SECONDS)
-            await flush()
-        task.result()
+        await run_and_store(run, sink.take, write, FLUSH_SECONDS)
     finally:
-        await flush()
+        # The writing thread's connection must not outlive the event loop that owns the thread.
+        await sync_to_async(connections.close_all, thread_sensitive=True)()
 
 
 def rollout_execute(*, rollout_id: int, worker: str) -> int:

@@ -239,3 +239,24 @@ async def run_hosts(
             await sink.host_done(result)
 
     await asyncio.gather(*(one(job) for job in jobs))
+
+
+async def run_and_store(
+    run: Awaitable[None], take: Callable[[], Any], write: Callable[[Any], Awaitable[None]], every: float = 0.5
+) -> None:
+    """Await ``run`` while storing what it produced every ``every`` seconds, and once more at the end.
+
+    ``take`` runs on the event loop's thread (it swaps the sink's buffers); ``write`` may run in
+    another thread. The final write after ``run`` ends catches results that arrived while the
+    previous write was in flight.
+    """
+    task = asyncio.ensure_future(run)
+    try:
+        while not task.done():
+            await asyncio.wait({task}, timeout=every)
+            await write(take())
+        task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+        await write(take())

@@ -15,11 +15,11 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from deployments.runner import HostJob, HostResult, RunnerLimits, Sink, StepRecord, run_hosts
+from deployments.runner import HostJob, HostResult, RunnerLimits, Sink, StepRecord, run_and_store, run_hosts
 from deployments.steps.base import Outcome, StepContext
 from deployments.steps.catalogue import DISCOVERY_STEPS
 from hosts.choices import AgentState, DiscoveryStatus, RunStatus, SnapshotPhase, StepStatus
@@ -96,7 +96,7 @@ def host_apply_discovery(host: Host, outcomes: dict[str, Outcome], now: Any) -> 
 
 
 class DiscoverySink(Sink):
-    """Buffers step records and host results; ``flush`` writes them in one transaction."""
+    """Buffers step records and host results; ``write`` stores each batch in one transaction."""
 
     def __init__(self, runs: dict[int, DiscoveryHost]) -> None:
         self.runs = runs
@@ -110,9 +110,15 @@ class DiscoverySink(Sink):
     async def host_done(self, result: HostResult) -> None:
         self.hosts.append(result)
 
-    def flush(self) -> None:
-        steps, self.steps = self.steps, []
-        results, self.hosts = self.hosts, []
+    def take(self) -> tuple[list[StepRecord], list[HostResult]]:
+        """Hand over what arrived so far; called on the event loop's thread, never the writer's."""
+        batch = (self.steps, self.hosts)
+        self.steps, self.hosts = [], []
+        return batch
+
+    def write(self, batch: tuple[list[StepRecord], list[HostResult]]) -> None:
+        """Store one taken batch in one transaction (runs in the database thread)."""
+        steps, results = batch
         now = timezone.now()
         with transaction.atomic():
             HostCheck.objects.bulk_create(
@@ -184,12 +190,12 @@ def _jobs_for(runs: list[DiscoveryHost]) -> list[HostJob]:
 
 
 async def _drive(jobs: list[HostJob], sink: DiscoverySink, limits: RunnerLimits) -> None:
-    flush = sync_to_async(sink.flush, thread_sensitive=True)
-    task = asyncio.create_task(run_hosts(jobs, sink, limits))
-    while not task.done():
-        await asyncio.wait({task}, timeout=FLUSH_SECONDS)
-        await flush()
-    task.result()
+    write = sync_to_async(sink.write, thread_sensitive=True)
+    try:
+        await run_and_store(run_hosts(jobs, sink, limits), sink.take, write, FLUSH_SECONDS)
+    finally:
+        # The writing thread's connection must not outlive the event loop that owns the thread.
+        await sync_to_async(connections.close_all, thread_sensitive=True)()
 
 
 def discovery_execute(*, discovery_id: int, worker: str) -> int:
