@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.fixtures_sim",
     "tests.integration.sshd",
     "tests.integration.worker",
+    "tests.e2e.browser",
 ]
 
 
