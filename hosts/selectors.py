@@ -85,7 +85,7 @@ def discovery_host_runs(*, discovery: Discovery) -> QuerySet[DiscoveryHost]:
 
 def credential_list() -> QuerySet[Credential]:
     """Credentials with the number of hosts using each (secrets deferred: never needed for listing)."""
-    return Credential.objects.defer("secret_encrypted", "passphrase_encrypted").annotate(host_count=Count("hosts"))
+    return Credential.objects.defer("secret_encrypted", "passphrase_encrypted").annotate(host_count=Count("hosts")).order_by("name")
 
 
 def tag_names() -> list[str]:
