@@ -54,3 +54,11 @@ class DiscoveryStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
     DONE = "done", "Done"
+
+
+class JobKind(models.TextChoices):
+    """What a host job does: discovery (steps 1-5), or the way back (offboard, uninstall)."""
+
+    DISCOVER = "discover", "Discovery"
+    OFFBOARD = "offboard", "Offboard"
+    UNINSTALL = "uninstall", "Uninstall"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -21,8 +22,9 @@ from django.utils import timezone
 
 from deployments.runner import HostJob, HostResult, RunnerLimits, Sink, StepRecord, run_and_store, run_hosts
 from deployments.steps.base import Outcome, StepContext
-from deployments.steps.catalogue import DISCOVERY_STEPS
-from hosts.choices import AgentState, DiscoveryStatus, RunStatus, SnapshotPhase, StepStatus
+from deployments.steps.catalogue import job_steps
+from hosts import crypto
+from hosts.choices import AgentState, DiscoveryStatus, JobKind, RunStatus, SnapshotPhase, StepStatus
 from hosts.eligibility import eligibility_from
 from hosts.keys import public_key_fingerprint
 from hosts.models import Discovery, DiscoveryHost, Host, HostCheck, Snapshot
@@ -36,6 +38,7 @@ SNAPSHOT_FIELDS = [
     "cpu_busy_pct", "load_1", "load_5", "load_15", "mem_total_mb", "mem_used_mb", "mem_available_mb",
     "swap_total_mb", "swap_used_mb", "filesystems", "top_processes", "agent_processes", "samples",
 ]  # fmt: skip
+AGENT_FIELDS = ["agent_version", "definitions_version", "agent_healthy", "org_id", "real_time_protection"]
 HOST_FACT_FIELDS = [
     "distro_id", "distro_version", "distro_name", "kernel", "arch", "cpu_cores", "memory_mb", "facts",
     "eligibility", "eligibility_reasons", "last_seen_at", "last_discovered_at", "last_error", "agent_state",
@@ -95,11 +98,31 @@ def host_apply_discovery(host: Host, outcomes: dict[str, Outcome], now: Any) -> 
     return Snapshot(host=host, phase=SnapshotPhase.PRE, taken_at=now, **{k: snap.data.get(k) for k in SNAPSHOT_FIELDS})
 
 
+def host_apply_way_back(host: Host, outcomes: dict[str, Outcome], now: Any) -> None:
+    """After offboarding or uninstalling: the agent's new state (eligibility is left as it was)."""
+    connect = outcomes.get("connect")
+    host.last_error = connect.reason[:500] if connect is not None else ""
+    if connect is None:
+        host.last_seen_at = now
+    uninstall = outcomes.get("uninstall")
+    if uninstall is not None and uninstall.status == StepStatus.OK:
+        host.agent_state = AgentState.ABSENT
+        host.agent_version = host.definitions_version = host.org_id = ""
+        host.agent_healthy = host.real_time_protection = None
+    verify = outcomes.get("offboard_verify")
+    if verify is not None and verify.status == StepStatus.OK:
+        host.agent_state = AgentState.INSTALLED
+        host.agent_healthy = verify.data.get("healthy")
+        host.org_id = ""
+    return None
+
+
 class DiscoverySink(Sink):
     """Buffers step records and host results; ``write`` stores each batch in one transaction."""
 
-    def __init__(self, runs: dict[int, DiscoveryHost]) -> None:
+    def __init__(self, runs: dict[int, DiscoveryHost], kind: str = JobKind.DISCOVER) -> None:
         self.runs = runs
+        self.kind = kind
         self.steps: list[StepRecord] = []
         self.hosts: list[HostResult] = []
         self.finished: set[int] = set()
@@ -162,26 +185,43 @@ class DiscoverySink(Sink):
                     target=host,
                     details={"after": host.host_key_fingerprint, "reason": "trust on first use"},
                 )
-            snapshot = host_apply_discovery(host, result.outcomes, now)
+            if self.kind == JobKind.DISCOVER:
+                snapshot = host_apply_discovery(host, result.outcomes, now)
+            else:
+                snapshot = host_apply_way_back(host, result.outcomes, now)
             if snapshot is not None:
                 snapshots.append(snapshot)
             run.status, run.reason, run.finished_at = result.status, result.reason[:500], now
             runs.append(run)
             self.finished.add(result.run_id)
-        Host.objects.bulk_update(list(hosts.values()), HOST_FACT_FIELDS)
+        Host.objects.bulk_update(list(hosts.values()), HOST_FACT_FIELDS + AGENT_FIELDS)
         Snapshot.objects.bulk_create(snapshots)
         DiscoveryHost.objects.bulk_update(runs, ["status", "reason", "finished_at"])
 
 
-def _jobs_for(runs: list[DiscoveryHost]) -> list[HostJob]:
+@dataclass(frozen=True)
+class WayBackContext:
+    """What offboarding needs: the portal's offboarding package, decrypted for the batch only."""
+
+    offboarding: str = ""
+
+    def __repr__(self) -> str:  # the package never reaches a log
+        return "WayBackContext(***)"
+
+
+def _jobs_for(runs: list[DiscoveryHost], job: Discovery) -> list[HostJob]:
     hosts = Host.objects.select_related("credential").in_bulk([r.host_id for r in runs])
+    payload = WayBackContext(crypto.decrypt(job.payload_encrypted) if job.payload_encrypted else "")
+    steps = job_steps(job.kind)
     return [
         HostJob(
             run_id=run.pk,
             target=target_for(hosts[run.host_id]),
-            steps=DISCOVERY_STEPS,
+            steps=steps,
             context=StepContext(
-                host_label=hosts[run.host_id].name, cpu_sample_seconds=settings.MDEFLEET_CPU_SAMPLE_SECONDS
+                host_label=hosts[run.host_id].name,
+                cpu_sample_seconds=settings.MDEFLEET_CPU_SAMPLE_SECONDS,
+                profile=payload,
             ),
             trust_on_first_use=hosts[run.host_id].trust_on_first_use,
         )
@@ -206,8 +246,9 @@ def discovery_execute(*, discovery_id: int, worker: str) -> int:
         runs = discovery_hosts_claim(discovery_id=discovery_id, worker=worker, limit=settings.MDEFLEET_CLAIM_BATCH)
         if not runs:
             break
-        sink = DiscoverySink({run.pk: run for run in runs})
-        asyncio.run(_drive(_jobs_for(runs), sink, limits))
+        job = Discovery.objects.get(pk=discovery_id)
+        sink = DiscoverySink({run.pk: run for run in runs}, kind=job.kind)
+        asyncio.run(_drive(_jobs_for(runs, job), sink, limits))
         ran += len(runs)
     discovery_finish_if_done(discovery_id=discovery_id)
     return ran
@@ -223,7 +264,7 @@ def discovery_finish_if_done(*, discovery_id: int) -> bool:
     return bool(
         Discovery.objects.filter(pk=discovery_id)
         .exclude(status=DiscoveryStatus.DONE)
-        .update(status=DiscoveryStatus.DONE, finished_at=timezone.now())
+        .update(status=DiscoveryStatus.DONE, finished_at=timezone.now(), payload_encrypted="")
     )
 
 

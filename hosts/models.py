@@ -10,6 +10,7 @@ from hosts.choices import (
     CredentialKind,
     DiscoveryStatus,
     Eligibility,
+    JobKind,
     RunStatus,
     SnapshotPhase,
     StepStatus,
@@ -141,8 +142,11 @@ class Snapshot(models.Model):
 
 
 class Discovery(models.Model):
-    """A request to run the discovery steps (facts to pre-snapshot) on a set of hosts."""
+    """A job over a set of hosts: discovery (facts to pre-snapshot), or offboarding / uninstalling."""
 
+    kind = models.CharField(max_length=12, choices=JobKind.choices, default=JobKind.DISCOVER)
+    # The offboarding package for an offboard job (encrypted; cleared when the job ends).
+    payload_encrypted = models.TextField(blank=True, editable=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     status = models.CharField(max_length=10, choices=DiscoveryStatus.choices, default=DiscoveryStatus.QUEUED)
@@ -153,7 +157,7 @@ class Discovery(models.Model):
         verbose_name_plural = "discoveries"
 
     def __str__(self) -> str:
-        return f"Discovery #{self.pk}"
+        return f"{self.get_kind_display()} #{self.pk}"
 
 
 class DiscoveryHost(models.Model):

@@ -405,39 +405,37 @@ _PROBE_RE = re.compile(r"^(\d{3}) (\S+://\S*)\s*$")
 _CURL_ERROR_RE = re.compile(r"^curl: \((\d+)\) (.*)$")
 
 
-def parse_curl_probe_lines(text: str) -> list[Probe]:
-    """Pair each ``-w`` line with the ``curl: (N) message`` printed before it by the same transfer.
+def parse_curl_probe(text: str) -> Probe | None:
+    """One transfer's output, ``curl -sS -o /dev/null -w '%{http_code} %{url_effective}\\n' URL 2>&1``.
 
-    curl writes the error to stderr (unbuffered) as soon as the transfer ends and the ``-w`` text to
-    stdout (buffered until exit), so in ``2>&1`` output the error line comes first. The lines curl adds
-    after error 60 ("More details here: ...") are skipped. An error after the last ``-w`` line belongs
-    to a transfer that printed nothing and is not paired.
+    The ``-w`` line and the ``curl: (N) message`` error line of the same transfer come in either
+    order: curl up to 7.61 (RHEL 6, 7 and 8) prints the ``-w`` text first, curl 7.76 (RHEL 9) the
+    error first. So each probe's output is read on its own (the network step puts a marker line
+    before every curl) and the order does not matter. The lines curl adds after error 60 ("More
+    details here: ...") are skipped. None when the transfer printed no ``-w`` line at all.
     """
-    probes: list[Probe] = []
-    pending: tuple[int, str] | None = None
+    written: tuple[str, str] | None = None
+    error: tuple[int, str] | None = None
     for raw in text.splitlines():
         line = raw.strip()
-        error = _CURL_ERROR_RE.match(line)
-        if error:
-            if pending is None:
-                pending = (int(error.group(1)), error.group(2).strip())
+        failure = _CURL_ERROR_RE.match(line)
+        if failure:
+            error = error or (int(failure.group(1)), failure.group(2).strip())
             continue
         probe = _PROBE_RE.match(line)
-        if not probe:
-            continue
-        code, url = probe.group(1), probe.group(2)
-        probes.append(
-            {
-                "url": url,
-                "http_code": code,
-                # Any HTTP answer means the name resolved, TCP connected and TLS verified.
-                "ok": code != "000",
-                "curl_code": pending[0] if pending else None,
-                "error": pending[1] if pending else None,
-            }
-        )
-        pending = None
-    return probes
+        if probe and written is None:
+            written = (probe.group(1), probe.group(2))
+    if written is None:
+        return None
+    code, url = written
+    return {
+        "url": url,
+        "http_code": code,
+        # Any HTTP answer means the name resolved, TCP connected and TLS verified.
+        "ok": code != "000",
+        "curl_code": error[0] if error else None,
+        "error": error[1] if error else None,
+    }
 
 
 def parse_tls_certificate(text: str) -> dict[str, str | None]:

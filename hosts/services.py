@@ -257,3 +257,48 @@ def host_key_clear(*, actor: Actor, host: Host) -> Host:
             details={"before": previous, "trust_on_first_use": True, "reason": "re-pin"},
         )
     return host
+
+
+class WayBackInvalid(ValueError):
+    """An offboard/uninstall request that cannot run; the message says why. Nothing was saved."""
+
+
+def hosts_way_back_start(*, actor: Actor, hosts: Iterable[Host], kind: str, offboarding_package: str = "") -> Discovery:
+    """Offboard (deliver the portal's mdatp_offboard.json) or uninstall the agent on the hosts."""
+    import json
+
+    from deployments.services.rollouts import busy_hosts
+    from hosts.choices import JobKind
+    from hosts.tasks import discovery_run_task
+
+    if kind not in (JobKind.OFFBOARD, JobKind.UNINSTALL):
+        raise WayBackInvalid("mode must be 'offboard' or 'uninstall'")
+    host_list = list(hosts)
+    if not host_list:
+        raise WayBackInvalid("choose at least one host")
+    if kind == JobKind.OFFBOARD:
+        try:
+            parsed = json.loads(offboarding_package)
+        except ValueError as exc:
+            raise WayBackInvalid(f"the offboarding package is not JSON ({exc.msg}); give mdatp_offboard.json") from exc
+        if not isinstance(parsed, dict) or not parsed:
+            raise WayBackInvalid("the offboarding package must be the JSON object of mdatp_offboard.json")
+    busy = busy_hosts(host_ids=[h.pk for h in host_list])
+    if busy:
+        names = {h.pk: h.name for h in host_list}
+        raise WayBackInvalid(
+            "; ".join(f"{names[h]} is in rollout {r!r}: finish or abort it first" for h, r in list(busy.items())[:10])
+        )
+    with transaction.atomic():
+        job = Discovery.objects.create(
+            created_by=actor.user,
+            kind=kind,
+            payload_encrypted=crypto.encrypt(offboarding_package) if kind == JobKind.OFFBOARD else "",
+        )
+        DiscoveryHost.objects.bulk_create([DiscoveryHost(discovery=job, host=h) for h in host_list])
+        audit_record(
+            actor=actor, action=f"host.{kind}", target=job, details={"hosts": [h.name for h in host_list][:200]}
+        )
+        tasks = max(1, -(-len(host_list) // settings.MDEFLEET_CLAIM_BATCH))
+        transaction.on_commit(lambda: enqueue(discovery_run_task, job.pk, copies=tasks))
+    return job

@@ -64,3 +64,14 @@ def step_by_key(key: str) -> Step:
     if key in known:
         return known[key]
     raise KeyError(f"unknown step {key!r} (known: {', '.join(known)})")
+
+
+def job_steps(kind: str) -> tuple[Step, ...]:
+    """The steps a host job of this kind runs (facts first: later steps read the distro)."""
+    from deployments.steps.offboard import OffboardStep, OffboardVerifyStep, UninstallStep
+
+    if kind == "offboard":
+        return (FactsStep(), OffboardStep(), OffboardVerifyStep())
+    if kind == "uninstall":
+        return (FactsStep(), UninstallStep())
+    return DISCOVERY_STEPS

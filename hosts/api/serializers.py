@@ -235,7 +235,7 @@ class DiscoverySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Discovery
-        fields = ["id", "status", "created_by", "created_at", "finished_at", "total", "done", "finished", "counts"]
+        fields = ["id", "kind", "status", "created_by", "created_at", "finished_at", "total", "done", "finished", "counts"]
         fields += ["url", "page_url"]
         read_only_fields = fields
 
@@ -377,6 +377,17 @@ class DiscoverRequestSerializer(serializers.Serializer):
         if ("ids" in attrs) == ("filter" in attrs):
             raise serializers.ValidationError("send either ids or filter")
         return attrs
+
+
+class WayBackRequestSerializer(serializers.Serializer):
+    """Hosts by id, what to do, and for offboarding the portal's mdatp_offboard.json (never returned)."""
+
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), allow_empty=False)
+    mode = serializers.ChoiceField(choices=["offboard", "uninstall"])
+    offboarding_package = serializers.CharField(
+        required=False, allow_blank=True, default="", write_only=True, trim_whitespace=False,
+        help_text="The content of mdatp_offboard.json from the Defender portal (mode offboard)",
+    )  # fmt: skip
 
 
 class DiscoverResultSerializer(serializers.Serializer):

@@ -192,6 +192,37 @@ class HostViewSet(
         }
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(
+        summary="Offboard or uninstall Defender on hosts (the way back)",
+        request=s.WayBackRequestSerializer,
+        responses={202: s.DiscoverResultSerializer, 400: OpenApiResponse(description="Bad ids, mode or package")},
+    )
+    @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)
+    def offboard(self, request: Request) -> Response:
+        form = s.WayBackRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        ids = set(form.validated_data["ids"])
+        hosts = list(Host.objects.filter(pk__in=ids).only("id", "name"))
+        missing = sorted(ids - {host.pk for host in hosts})
+        if missing:
+            raise ValidationError({"ids": f"no such host(s): {', '.join(map(str, missing))}"})
+        try:
+            job = services.hosts_way_back_start(
+                actor=Actor.from_request(request),
+                hosts=hosts,
+                kind=form.validated_data["mode"],
+                offboarding_package=form.validated_data["offboarding_package"],
+            )
+        except services.WayBackInvalid as exc:
+            raise ValidationError({"detail": str(exc)}) from exc
+        body = {
+            "id": job.pk,
+            "hosts": len(hosts),
+            "url": reverse("hosts-api:discovery-detail", args=[job.pk]),
+            "page_url": reverse("hosts:discovery", args=[job.pk]),
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
     @extend_schema(summary="The host's snapshots, newest first", responses=s.SnapshotSerializer(many=True))
     @action(detail=True, methods=["get"], filter_backends=[], serializer_class=s.SnapshotSerializer)
     def snapshots(self, request: Request, pk: str | None = None) -> Response:

@@ -15,6 +15,7 @@ from hosts.sim.machine import (
     USERS_EL,
     AgentState,
     Machine,
+    Mount,
     Proc,
     Service,
     base_rows,
@@ -167,14 +168,18 @@ def build_machine(state: HostState, faults: dict[str, Any]) -> Machine:
             240000,
             boot + 80,
         )
+    # The agent's memory is added once below, not also through the workload's share.
+    workload_rss = sum(p.rss for p in procs if not p.kernel)
     agent_rss = 0
     if agent.installed:
         users["mdatp"] = (989, 986, "/home/mdatp", "/usr/sbin/nologin")
+        _agent_disk(mounts, agent_disk_kb())
         agent_total = float(faults["cpu-regression"]) * cores if "cpu-regression" in faults else rng.uniform(1, 4)
         apid = rng.randint(20000, max(21000, min(state.pid_max - 100, 900000)))
         parent_pid = 0
-        for user, args, share, rss, vsz in AGENT_PROCS:
+        for user, args, share, base_rss, vsz in AGENT_PROCS:
             apid += rng.randint(1, 6)
+            rss = int(base_rss * rng.uniform(0.8, 1.25)) // 4 * 4
             proc = add(
                 apid,
                 parent_pid or 1,
@@ -192,7 +197,6 @@ def build_machine(state: HostState, faults: dict[str, Any]) -> Machine:
             agent_rss += rss
             parent_pid = parent_pid or proc.pid
     procs.sort(key=lambda p: p.pid)
-    workload_rss = sum(p.rss for p in procs if not p.kernel)
     anon = int(total * 0.05) + workload_rss // 2 + agent_rss
     swap = 0 if profile.distro_id == "debian" else (2097148 if memory_mb <= 16384 else 4194300)
     memory = build_memory(random.Random(f"{spec.seed}:{spec.index}:memory"), total, anon, swap)
@@ -203,9 +207,29 @@ def build_machine(state: HostState, faults: dict[str, Any]) -> Machine:
         mounts=mounts,
         procs=procs,
         services=build_services(profile, spec.role, faults, agent, procs),
-        packages=build_packages(profile, spec, faults, agent),
+        packages={**build_packages(profile, spec, faults, agent), **state.installed_packages},
         users=users,
     )
+
+
+def agent_disk_kb() -> dict[str, int]:
+    """What the installed agent takes: the payload under /opt, definitions and logs under /var."""
+    from hosts.sim.pmc import MDATP_INSTALLED_MB
+
+    return {"/opt": MDATP_INSTALLED_MB * 1024, "/var": 236 * 1024}
+
+
+def _agent_disk(mounts: list[Mount], usage: dict[str, int]) -> None:
+    """Charge the agent's files to the filesystems holding /opt and /var."""
+    real = [m for m in mounts if not m.dummy and not m.bind and m.fstype not in ("tmpfs", "devtmpfs")]
+    for path, kb in usage.items():
+        holder = max(
+            (m for m in real if path == m.target or path.startswith(m.target.rstrip("/") + "/")),
+            key=lambda m: len(m.target),
+            default=None,
+        )
+        if holder is not None:
+            holder.used_kb = min(holder.size_kb - holder.reserved_kb, holder.used_kb + kb)
 
 
 _SERVICES_SYSTEMD = [

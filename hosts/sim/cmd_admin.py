@@ -1,12 +1,12 @@
 """System information and administration: uname, nproc, hostname, id, uptime, getenforce,
-systemctl, service, rpm and dpkg."""
+systemctl, service and crontab (rpm, dpkg, yum and dnf live in ``cmd_pkg.py``)."""
 
 from __future__ import annotations
 
-import re
 import time
 
 from hosts.sim.registry import Ctx, command
+from hosts.sim.vfs import FSError
 
 
 @command("uname")
@@ -245,14 +245,15 @@ def _status(ctx: Ctx, unit: str) -> int:
     active = state.service_active(unit)
     pad = "     " if ctx.profile.systemd >= 252 else "   "
     preset = "preset: disabled" if ctx.profile.systemd >= 252 else "vendor preset: disabled"
-    since = time.strftime("%a %Y-%m-%d %H:%M:%S UTC", time.gmtime(state.boot + 30))
+    started = state.agent.installed_at if unit == "mdatp" and state.agent.installed else state.boot + 30
+    since = time.strftime("%a %Y-%m-%d %H:%M:%S UTC", time.gmtime(started))
     dot = "●" if active else "○" if ctx.profile.systemd >= 252 else "●"
     lines = [
         f"{dot} {unit}.service - {service.description}",
         f"{pad}Loaded: loaded ({service.unit_path}; {'enabled' if service.enabled else 'disabled'}; {preset})",
     ]
     if active:
-        lines.append(f"{pad}Active: active (running) since {since}; {int(state.uptime() // 86400)} days ago")
+        lines.append(f"{pad}Active: active (running) since {since}; {_ago(state.clock.now() - started)} ago")
         proc = state.find_proc(service.main_pid)
         if proc is not None:
             lines.append(f"{pad[:-2]}Main PID: {proc.pid} ({proc.comm})")
@@ -262,6 +263,18 @@ def _status(ctx: Ctx, unit: str) -> int:
         lines.append(f"{pad}Active: inactive (dead)")
     ctx.out("\n".join(lines) + "\n")
     return 0 if active else 3
+
+
+def _ago(seconds: float) -> str:
+    """systemd's timespan: "145 days", "3h 12min", "41s"."""
+    seconds = int(max(0, seconds))
+    if seconds >= 86400:
+        return f"{seconds // 86400} days"
+    if seconds >= 3600:
+        return f"{seconds // 3600}h {seconds % 3600 // 60}min"
+    if seconds >= 60:
+        return f"{seconds // 60}min {seconds % 60}s"
+    return f"{seconds}s"
 
 
 @command("service", sbin=True, when=lambda p: p.init != "systemd")
@@ -289,101 +302,51 @@ async def service(ctx: Ctx) -> int:
     return 0
 
 
-# --- packages ------------------------------------------------------------------------------------
+# --- cron ----------------------------------------------------------------------------------------
 
 
-@command("rpm", when=lambda p: p.pkg == "rpm")
-async def rpm(ctx: Ctx) -> int:
+@command("crontab")
+async def crontab(ctx: Ctx) -> int:
+    """cronie's crontab: the table is a file in the spool (Debian: crontabs/<user>); cron.d is just files."""
     args = list(ctx.args)
-    fmt = None
-    info = query_all = False
-    names: list[str] = []
-    while args:
-        arg = args.pop(0)
-        if arg in ("--qf", "--queryformat") and args:
-            fmt = args.pop(0)
-        elif arg.startswith(("--qf=", "--queryformat=")):
-            fmt = arg.split("=", 1)[1]
-        elif arg.startswith("-") and not arg.startswith("--") and "q" in arg:
-            info = info or "i" in arg
-            query_all = query_all or "a" in arg
-        elif arg == "--query":
-            continue
-        elif arg.startswith("-"):
-            ctx.err(f"rpm: {arg}: unknown option\n")
+    user = ctx.cred.name
+    if "-u" in args:
+        index = args.index("-u")
+        if index + 1 >= len(args):
+            ctx.err("crontab: option requires an argument -- 'u'\n")
             return 1
+        user = args[index + 1]
+        del args[index : index + 2]
+        if ctx.cred.uid != 0 and user != ctx.cred.name:
+            ctx.err("must be privileged to use -u\n")
+            return 1
+    spool = "/var/spool/cron/crontabs" if ctx.profile.distro_id == "debian" else "/var/spool/cron"
+    path = f"{spool}/{user}"
+    vfs, root = ctx.state.vfs, ctx.state.cred("root")
+    if args in (["-l"], ["-r"]):
+        node = vfs.lookup(path)
+        if node is None:
+            ctx.err(f"no crontab for {user}\n")
+            return 1
+        if args == ["-l"]:
+            ctx.out(node.text())
         else:
-            names.append(arg)
-    packages = ctx.state.machine.packages
-    if query_all:
-        names = sorted(packages)
-    if not names:
-        ctx.err("rpm: no arguments given for query\n")
+            vfs.remove(path, root)
+        return 0
+    if len(args) != 1:
+        ctx.err("usage:\tcrontab [-u user] file\n\tcrontab [-u user] [ -e | -l | -r ]\n")
         return 1
-    missing = 0
-    for name in names:
-        base = _package_name(name, packages)
-        if base is None:
-            ctx.out(f"package {name} is not installed\n")
-            missing += 1
-            continue
-        verrel = packages[base]
-        version, release, arch = _split_evr(verrel)
-        if fmt is not None:
-            values = {"NAME": base, "VERSION": version, "RELEASE": release, "ARCH": arch}
-            text = re.sub(r"%\{(\w+)\}", lambda m, values=values: values.get(m.group(1).upper(), "(none)"), fmt)
-            ctx.out(text.replace("\\n", "\n").replace("\\t", "\t"))
-        elif info:
-            ctx.out(
-                f"Name        : {base}\nVersion     : {version}\nRelease     : {release}\nArchitecture: {arch}\n"
-                f"Install Date: {time.strftime('%a %d %b %Y %I:%M:%S %p UTC', time.gmtime(ctx.state.boot))}\n"
-                f"Size        : 1048576\nSummary     : {base}\n"
-            )
-        else:
-            ctx.out(f"{base}-{verrel}\n")
-    return min(missing, 255)
-
-
-def _package_name(query: str, packages: dict[str, str]) -> str | None:
-    if query in packages:
-        return query
-    for name, verrel in packages.items():
-        if query in (f"{name}-{verrel}", f"{name}-{verrel.rsplit('.', 1)[0]}"):
-            return name
-    return None
-
-
-def _split_evr(verrel: str) -> tuple[str, str, str]:
-    body, _, arch = verrel.rpartition(".")
-    if arch not in ("x86_64", "noarch", "i686", "aarch64"):
-        body, arch = verrel, "x86_64"
-    version, _, release = body.partition("-")
-    return version, release, arch
-
-
-@command("dpkg", "dpkg-query", when=lambda p: p.pkg == "dpkg")
-async def dpkg(ctx: Ctx) -> int:
-    args = list(ctx.args)
-    mode = args.pop(0) if args and args[0].startswith("-") else "-s"
-    packages = ctx.state.machine.packages
-    status = 0
-    for name in [a for a in args if not a.startswith("-")]:
-        version = packages.get(name)
-        if version is None:
-            ctx.err(
-                f"dpkg-query: package '{name}' is not installed and no information is available\n"
-                if mode in ("-s", "--status")
-                else f"dpkg-query: no packages found matching {name}\n"
-            )
-            status = 1
-            continue
-        if mode in ("-W", "--show"):
-            ctx.out(f"{name}\t{version}\n")
-        elif mode in ("-l", "--list"):
-            ctx.out(f"ii  {name:<14} {version:<20} amd64        {name}\n")
-        else:
-            ctx.out(
-                f"Package: {name}\nStatus: install ok installed\nPriority: optional\nArchitecture: amd64\n"
-                f"Version: {version}\n"
-            )
-    return status
+    if args[0] == "-":
+        text = await ctx.stdin()
+    else:
+        try:
+            text = vfs.read(ctx.path(args[0]), ctx.cred)
+        except FSError as exc:
+            ctx.err(f"{args[0]}: {exc.reason}\n")
+            return 1
+    if text and not text.endswith("\n"):
+        ctx.err("new crontab file is missing newline before EOF, can't install.\n")
+        return 1
+    vfs.add_dir(spool, 0o700)
+    vfs.add_file(path, text, 0o600, ctx.state.uid_of(user))
+    return 0

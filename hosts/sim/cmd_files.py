@@ -1,4 +1,4 @@
-"""File tools: mkdir, chmod, chown, mv, rm, cp, touch, ln, ls, stat, readlink."""
+"""File tools: mkdir, chmod, chown, mv, rm, cp, touch, ln, ls, stat, readlink, dirname, basename."""
 
 from __future__ import annotations
 
@@ -401,3 +401,20 @@ async def stat(ctx: Ctx) -> int:
             continue
         ctx.out(re.sub(r"%(.)", lambda m, values=values: values.get(m.group(1), "?"), fmt) + "\n")
     return status
+
+
+@command("dirname", "basename")
+async def dirname(ctx: Ctx) -> int:
+    names = [a for a in ctx.args if not a.startswith("-")]
+    if not names:
+        ctx.err(f"{ctx.name}: missing operand\nTry '{ctx.name} --help' for more information.\n")
+        return 1
+    if ctx.name == "basename":
+        base = posixpath.basename(names[0].rstrip("/")) or "/"
+        suffix = names[1] if len(names) > 1 else ""
+        ctx.out((base[: -len(suffix)] if suffix and base.endswith(suffix) and base != suffix else base) + "\n")
+        return 0
+    for name in names:
+        parent = posixpath.dirname(name.rstrip("/")) if name.rstrip("/") else "/"
+        ctx.out((parent or ".") + "\n")
+    return 0

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from hosts.sim import pmc
 from hosts.sim.faults import TLS_VENDORS
 from hosts.sim.profiles import pick
 from hosts.sim.registry import Ctx, command
@@ -77,6 +78,8 @@ def server_response(host: str, path: str) -> Response:
             return Response(200, "OK", microsoft_key(), "application/octet-stream")
         if path.startswith("/config/") and path.endswith((".repo", ".list")):
             return repo_file(path)
+        if path.endswith("/repodata/repomd.xml") and pmc.serves(path.rsplit("/repodata/", 1)[0]):
+            return Response(200, "OK", '<?xml version="1.0" encoding="UTF-8"?>\n<repomd/>\n', "text/xml")
         return Response(404, "Not Found", "", "text/html")
     if host.endswith(_MICROSOFT):
         if path.rstrip("/").endswith(("/ping", "/test", "/api/report")) or path in ("/", ""):
@@ -87,53 +90,16 @@ def server_response(host: str, path: str) -> Response:
     return Response(200, "OK", "<html><body>It works</body></html>\n", "text/html")
 
 
-_REPO_DISTROS = {
-    "rhel": {"7", "8", "9.0", "10"},
-    "centos": {"7", "8"},
-    "alma": {"8", "9"},
-    "rocky": {"8", "9"},
-    "amazonlinux": {"2", "2023"},
-    "sles": {"12", "15"},
-    "debian": {"9", "10", "11", "12"},
-    "ubuntu": {"16.04", "18.04", "20.04", "22.04", "24.04"},
-}
-
-
 def repo_file(path: str) -> Response:
     """``/config/<distro>/<version>/<channel>.repo`` as packages.microsoft.com serves it (404 for unknown ones)."""
-    parts = path.strip("/").split("/")
-    if len(parts) != 4 or parts[2] not in _REPO_DISTROS.get(parts[1], set()):
+    body = pmc.config_file(path)
+    if body is None:
         return Response(404, "Not Found", "", "text/html")
-    distro, version, channel = parts[1], parts[2], parts[3].rsplit(".", 1)[0]
-    if channel not in ("prod", "insiders-fast", "insiders-slow"):
-        return Response(404, "Not Found", "", "text/html")
-    if parts[3].endswith(".list"):
-        return Response(
-            200,
-            "OK",
-            f"deb [arch=amd64,arm64,armhf] https://packages.microsoft.com/{distro}/{version}/{channel} bookworm main\n",
-        )
-    repo_id = f"packages-microsoft-com-{channel}"
-    return Response(
-        200,
-        "OK",
-        f"[{repo_id}]\nname={repo_id}\nbaseurl=https://packages.microsoft.com/{distro}/"
-        f"{version}/{channel}/\nenabled=1\ngpgcheck=1\n"
-        "gpgkey=https://packages.microsoft.com/keys/microsoft.asc\n",
-    )
+    return Response(200, "OK", body)
 
 
 def microsoft_key() -> str:
-    digest = hashlib.sha512(b"simulated microsoft.asc").digest() * 8
-    import base64
-
-    body = base64.b64encode(digest).decode()
-    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
-    return (
-        "-----BEGIN PGP PUBLIC KEY BLOCK-----\nVersion: GnuPG v1.4.7 (GNU/Linux)\n\n"
-        + "\n".join(lines)
-        + "\n=V8ae\n-----END PGP PUBLIC KEY BLOCK-----\n"
-    )
+    return pmc.microsoft_key()
 
 
 def address_of(host: str) -> str:

@@ -210,8 +210,14 @@ async def shift(ctx: Ctx) -> int:
 
 @command("umask", builtin=True)
 async def umask(ctx: Ctx) -> int:
-    if not ctx.args:
-        ctx.out("0022\n")
+    args = [a for a in ctx.args if a != "-S"]
+    if not args:
+        ctx.out(f"{ctx.shell.umask:04o}\n")
+        return 0
+    if not re.fullmatch(r"[0-7]{1,4}", args[0]):
+        ctx.err(f"{ctx.shell.prefix()}umask: {args[0]}: octal number out of range\n")
+        return 1
+    ctx.shell.umask = int(args[0], 8)
     return 0
 
 

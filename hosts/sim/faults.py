@@ -23,7 +23,8 @@ Faults and their values (default in brackets):
 - ``tls-inspection=VENDOR`` [by host]: HTTPS is re-signed by a corporate CA (zscaler, paloalto, fortinet)
 - ``tls-reset``: HTTPS handshakes are reset (curl error 35)
 - ``no-egress``: outbound HTTPS is dropped (curl error 28 after --max-time)
-- ``install-fail``, ``unhealthy``: state flags for the rollout steps
+- ``install-fail``: the mdatp package's %pre scriptlet fails (yum/dnf: transaction failed, exit 1)
+- ``unhealthy``: ``mdatp health`` says ``healthy false`` with the issue "no active supplementary event provider"
 - ``cpu-regression=POINTS`` [25]: once mdatp is installed, CPU busy rises by POINTS and wdavdaemon is hot
 - ``hang``: commands never finish
 - ``drop``: the connection is closed in the middle of a command

@@ -170,14 +170,54 @@ def repo_files(profile: Profile) -> dict[str, str]:
             "deb http://deb.debian.org/debian-security bookworm-security main\n"
         }
     major = profile.major
-    name, base = {
-        "rhel": ("redhat.repo", f"rhel-{major}-for-x86_64-baseos-rpms"),
-        "centos": ("CentOS-Base.repo", "base"),
-        "ol": (f"oracle-linux-ol{major}.repo", f"ol{major}_baseos_latest"),
-        "rocky": ("rocky.repo", "baseos"),
-        "almalinux": ("almalinux-baseos.repo", "baseos"),
-    }[profile.distro_id]
-    return {f"/etc/yum.repos.d/{name}": f"[{base}]\nname = {base}\nenabled = 1\ngpgcheck = 1\n"}
+    mirror = "https://mirror.corp.example"
+    sections: list[tuple[str, str, str]]  # id, name, baseurl
+    if profile.distro_id == "rhel" and major <= 7:
+        sections = [
+            (
+                f"rhel-{major}-server-rpms",
+                f"Red Hat Enterprise Linux {major} Server (RPMs)",
+                f"https://cdn.redhat.com/content/dist/rhel/server/{major}/$releasever/$basearch/os",
+            )
+        ]
+        name = "redhat.repo"
+    elif profile.distro_id == "rhel":
+        sections = [
+            (
+                f"rhel-{major}-for-x86_64-{kind.lower()}-rpms",
+                f"Red Hat Enterprise Linux {major} for x86_64 - {kind} (RPMs)",
+                f"https://cdn.redhat.com/content/dist/rhel{major}/$releasever/x86_64/{kind.lower()}/os",
+            )
+            for kind in ("BaseOS", "AppStream")
+        ]
+        name = "redhat.repo"
+    elif profile.distro_id == "centos":
+        sections = [
+            ("base", "CentOS-$releasever - Base", f"{mirror}/centos/$releasever/os/$basearch/"),
+            ("updates", "CentOS-$releasever - Updates", f"{mirror}/centos/$releasever/updates/$basearch/"),
+        ]
+        name = "CentOS-Base.repo"
+    elif profile.distro_id == "ol":
+        sections = [
+            (f"ol{major}_baseos_latest", f"Oracle Linux {major} BaseOS Latest ($basearch)",
+             f"https://yum$ociregion.oracle.com/repo/OracleLinux/OL{major}/baseos/latest/$basearch/"),
+            (f"ol{major}_appstream", f"Oracle Linux {major} Application Stream ($basearch)",
+             f"https://yum$ociregion.oracle.com/repo/OracleLinux/OL{major}/appstream/$basearch/"),
+        ]  # fmt: skip
+        name = f"oracle-linux-ol{major}.repo"
+    else:
+        label = "Rocky Linux" if profile.distro_id == "rocky" else "AlmaLinux"
+        sections = [
+            (
+                kind.lower(),
+                f"{label} $releasever - {kind}",
+                f"{mirror}/{profile.distro_id}/$releasever/{kind}/$basearch/os/",
+            )
+            for kind in ("BaseOS", "AppStream")
+        ]
+        name = "rocky.repo" if profile.distro_id == "rocky" else "almalinux-baseos.repo"
+    text = "".join(f"[{rid}]\nname={title}\nbaseurl={url}\nenabled=1\ngpgcheck=1\n\n" for rid, title, url in sections)
+    return {f"/etc/yum.repos.d/{name}": text}
 
 
 def cpuinfo(cores: int, mhz: float) -> str:

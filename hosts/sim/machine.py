@@ -91,16 +91,13 @@ class Memory:
 
 @dataclass
 class AgentState:
-    """Microsoft Defender on the host (filled in by the rollout steps' commands)."""
+    """Microsoft Defender's package on the host; licence and modes are read from its files (``agent.py``)."""
 
     installed: bool = False
     version: str = ""
     channel: str = "prod"
-    onboarded: bool = False
-    org_id: str = ""
-    real_time_protection: bool = False
-    passive_mode: bool = True
     installed_at: float = 0.0
+    # Local CLI settings, definitions, threats and pending quarantines (see ``agent.py``).
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -11,6 +11,7 @@ every simulated command finishes on its own, so the result is the same as a real
 
 from __future__ import annotations
 
+import posixpath
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,9 @@ from hosts.sim.vfs import FSError, normpath
 
 if TYPE_CHECKING:
     from hosts.sim.state import Cred, HostState
+
+
+_PATH_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 
 
 class ExitShell(Exception):
@@ -67,10 +71,10 @@ class BufferSink(Sink):
 class FileSink(Sink):
     """A redirection into a file of the virtual filesystem, written when the command ends."""
 
-    def __init__(self, state: HostState, cred: Cred, path: str, append: bool) -> None:
+    def __init__(self, state: HostState, cred: Cred, path: str, append: bool, umask: int = 0o022) -> None:
         self.state, self.cred, self.path = state, cred, path
         # Opening truncates or creates right away, as open(2) does; errors surface to the shell.
-        state.vfs.write(path, "", cred, append=append)
+        state.vfs.write(path, "", cred, append=append, mode=0o666, umask=umask)
         self.parts: list[str] = []
 
     def write(self, text: str) -> None:
@@ -152,6 +156,7 @@ class Shell:
         self.session = session  # the SSH session (for faults like drop); None in unit tests
         self.errexit = False
         self.pipefail = False
+        self.umask = 0o022
         self._quiet_errexit = 0
         self._line = 1
 
@@ -179,7 +184,7 @@ class Shell:
         pid: int = 0,
     ) -> Shell:
         """A new shell process started from this one (``sh -c``, ``sudo``)."""
-        return Shell(
+        shell = Shell(
             self.state,
             cred or self.cred,
             name=name or self.name,
@@ -189,6 +194,8 @@ class Shell:
             pid=pid or self.pid,
             session=self.session,
         )
+        shell.umask = self.umask
+        return shell
 
     def exported(self) -> dict[str, str]:
         return dict(self.vars)
@@ -357,6 +364,9 @@ class Shell:
     ) -> int:
         """Run one command line (already expanded) with this shell's or the given environment."""
         name = argv[0]
+        # Time-driven events (a quarantine that is due) land before the next command looks.
+        self.state.tick()
+        self.state.exec_log.append(list(argv))
         spec = self.resolve(name)
         if spec is None:
             return self._not_found(name, io)
@@ -385,6 +395,8 @@ class Shell:
         spec = REGISTRY.get(name)
         if spec is None or not spec.available(self.state):
             return None
+        if spec.path and posixpath.dirname(spec.path) not in _PATH_DIRS:
+            return None  # installed off the PATH (/usr/libexec/platform-python): only by its path
         return spec
 
     def _not_found(self, name: str, io: IO) -> int:
@@ -443,7 +455,7 @@ class Shell:
             return io.stderr
         path = normpath(self.cwd, target)
         try:
-            sink = FileSink(self.state, self.cred, path, append)
+            sink = FileSink(self.state, self.cred, path, append, self.umask)
         except FSError as exc:
             if self.dash:
                 raise _RedirectError(f"{self.prefix()}cannot create {target}: {exc.reason}\n") from exc

@@ -12,10 +12,12 @@ import asyncio
 import math
 import posixpath
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from hosts.sim import agent as agent_model
 from hosts.sim import files
 from hosts.sim.build import build_machine
 from hosts.sim.machine import ROLES, USERS_EL, AgentState, Machine, Proc
@@ -25,6 +27,8 @@ from hosts.sim.registry import REGISTRY, CommandSpec
 from hosts.sim.vfs import VFS, Node
 
 USER_HZ = 100
+# Commands that come with the mdatp package (present only while it is installed).
+AGENT_COMMANDS = frozenset({"mdatp"})
 # Faults that change what the machine looks like (the rest act at connection or command time).
 SHAPING_FAULTS = ("low-memory", "one-core", "disk-full", "conflicting-av", "fapolicyd", "bad-utf8", "cpu-regression")
 
@@ -138,8 +142,15 @@ class HostState:
         self._machine: Machine | None = None
         self._machine_key: tuple[Any, ...] | None = None
         self._procs_by_pid: dict[int, Proc] = {}
+        # Packages installed by commands beyond the machine's own (mdatp's dependencies) and rpm keys.
+        self.installed_packages: dict[str, str] = {}
+        self.rpm_keys: set[str] = set()
+        self.repo_cache: dict[str, float] = {}  # repository id -> when yum/dnf last fetched its metadata
+        # Every command line the shells tried to run (argv, found or not), newest last: tests check nothing extra ran.
+        self.exec_log: deque[list[str]] = deque(maxlen=5000)
         self.vfs = VFS(clock.now)
         self._build_files()
+        self.vfs.on_write = self._file_written
 
     @property
     def faults(self) -> dict[str, Any]:
@@ -153,6 +164,7 @@ class HostState:
             tuple((name, faults.get(name)) for name in SHAPING_FAULTS),
             self.agent.installed,
             self.agent.installed_at,
+            tuple(sorted(self.installed_packages.items())),
         )
         if self._machine is None or key != self._machine_key:
             self._machine = build_machine(self, faults)
@@ -256,6 +268,8 @@ class HostState:
         self.transient.pop(pid, None)
 
     def command_installed(self, name: str) -> bool:
+        if name in AGENT_COMMANDS:
+            return self.agent.installed
         return name not in self.removed_commands
 
     def command_at(self, path: str) -> CommandSpec | None:
@@ -321,13 +335,19 @@ class HostState:
         return next((m.mnt_id for m in self.machine.mounts if m.target == "/"), 1)
 
     # the agent (the rollout steps' commands drive this) ----------------------------------------
-    def set_agent_installed(self, installed: bool, version: str = "101.24102.0000") -> None:
-        """Install or remove mdatp: its processes, service, package and (with the fault) the CPU regression."""
-        self.agent.installed = installed
-        self.agent.version = version if installed else ""
-        self.agent.installed_at = self.clock.now() if installed else 0.0
-        if not installed:
-            self.agent.onboarded = False
+    def set_agent_installed(self, installed: bool, version: str = "101.24102.0000", channel: str = "prod") -> None:
+        """Install or remove mdatp: its files, processes, service, package and (with the fault) the CPU regression."""
+        if installed:
+            agent_model.install(self, version, channel)
+        elif self.agent.installed:
+            agent_model.remove(self)
+
+    def tick(self) -> None:
+        """Apply what the clock made due (the agent's quarantines); the shell calls it before each command."""
+        agent_model.tick(self)
+
+    def _file_written(self, path: str) -> None:
+        agent_model.file_written(self, path)
 
     # files ------------------------------------------------------------------------------------
     def _build_files(self) -> None:
@@ -358,6 +378,7 @@ class HostState:
             ("/var/spool", 0o755),
             ("/var/spool/cron", 0o700),
             ("/etc/cron.d", 0o755),
+            ("/usr/libexec", 0o755),
         ]:
             vfs.add_dir(path, mode)
         vfs.add_dir("/home/deploy", 0o700, 1000, 1000)
@@ -365,6 +386,11 @@ class HostState:
             vfs.add_file(path, text)
         for path, text in files.repo_files(profile).items():
             vfs.add_file(path, text)
+        if not debian:
+            vfs.add_dir("/etc/pki/rpm-gpg", 0o755)
+            release_key = {"centos": "CentOS", "ol": "oracle", "rocky": "Rocky", "almalinux": "AlmaLinux"}
+            key_name = release_key.get(profile.distro_id, "redhat-release")
+            vfs.add_file(f"/etc/pki/rpm-gpg/RPM-GPG-KEY-{key_name}", "-----BEGIN PGP PUBLIC KEY BLOCK-----\n")
         if profile.major >= 7 or debian:
             vfs.add_file("/etc/hostname", spec.hostname + "\n")
         else:
@@ -390,6 +416,8 @@ class HostState:
             ),
         )
         vfs.add_file(f"/boot/vmlinuz-{kernel}", "\x7fELF", 0o755)
+        if profile.pkg == "rpm" and profile.major == 8:
+            vfs.add_file("/usr/libexec/platform-python", "\x7fELF\x02\x01\x01\x00", 0o755)
         vfs.add_file("/var/log/messages" if not debian else "/var/log/syslog", "", 0o600 if not debian else 0o640)
         vfs.add_file("/var/log/secure" if not debian else "/var/log/auth.log", "", 0o600 if not debian else 0o640)
         vfs.add_file("/root/.bashrc", "# .bashrc\n")

@@ -81,6 +81,8 @@ class VFS:
         self.children: dict[str, set[str]] = {"/": set()}
         self.providers: dict[str, Provider] = {}
         self.writable: set[str] = set()
+        # Called with the path after every write (the agent's real-time protection watches closes).
+        self.on_write: Callable[[str], None] | None = None
 
     # building -------------------------------------------------------------------------------
     def add_dir(self, path: str, mode: int = 0o755, uid: int = 0, gid: int = 0) -> None:
@@ -196,22 +198,25 @@ class VFS:
             raise FSError("EACCES", path)
         return parent
 
-    def write(self, path: str, data: str, cred: Cred, *, append: bool = False, mode: int = 0o644) -> None:
+    def write(
+        self, path: str, data: str, cred: Cred, *, append: bool = False, mode: int = 0o644, umask: int = 0o022
+    ) -> None:
         path = self.resolve(path)
         node = self.lookup(path)
         if node is None:
             self._search(path, cred)
             self._writable_parent(path, cred)
-            umask_mode = mode & ~0o022
-            self.add_file(path, data, umask_mode, cred.uid, cred.gid)
-            return
-        self._search(path, cred)
-        if node.kind == "d":
-            raise FSError("EISDIR", path)
-        if callable(node.data) or not allowed(node, cred, 2):
-            raise FSError("EACCES", path)
-        node.data = (node.text() + data) if append else data
-        node.mtime = self.now()
+            self.add_file(path, data, mode & ~umask, cred.uid, cred.gid)
+        else:
+            self._search(path, cred)
+            if node.kind == "d":
+                raise FSError("EISDIR", path)
+            if callable(node.data) or not allowed(node, cred, 2):
+                raise FSError("EACCES", path)
+            node.data = (node.text() + data) if append else data
+            node.mtime = self.now()
+        if self.on_write is not None:
+            self.on_write(path)
 
     def mkdir(self, path: str, cred: Cred, *, parents: bool = False, mode: int = 0o755) -> None:
         if self.lookup(path) is not None:
