@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from deployments.steps.base import Outcome, Step, StepContext, sections
 from deployments.steps.commands import join, marker, q
 from deployments.steps.support import judge, no_output_reason
-from hosts.parsers import Probe, issuer_is_microsoft, parse_curl_probe_lines, parse_dn, parse_tls_certificate
+from hosts.parsers import Probe, issuer_is_microsoft, parse_curl_probe, parse_dn, parse_tls_certificate
 from hosts.ssh import CommandResult
 
 # The endpoints `mdatp connectivity test` probes, plus the package repository.
@@ -38,8 +38,17 @@ def _short_issuer(issuer: str) -> str:
     return " / ".join(shown) or issuer
 
 
+def probe_section(index: int) -> str:
+    """The marker name in front of endpoint ``index``'s curl output."""
+    return f"probe-{index}"
+
+
 class NetworkStep(Step):
-    """One curl per endpoint (status code or curl error), then the probe's certificate chain."""
+    """One curl per endpoint (status code or curl error), each behind its own marker, then the probe's certificate chain.
+
+    The marker per endpoint keeps a transfer's ``-w`` line and its ``curl: (N)`` error together:
+    old curl prints them in one order, new curl in the other (see ``parse_curl_probe``).
+    """
 
     key = "network"
     number = 4
@@ -48,12 +57,13 @@ class NetworkStep(Step):
 
     def command(self, ctx: StepContext) -> str:
         proxy = f" -x {q(ctx.proxy)}" if ctx.proxy else ""
-        probes = [
-            f"curl -sS -o /dev/null --max-time 10{proxy} -w '%{{http_code}} %{{url_effective}}\\n' {q(url)} 2>&1"
-            for url in ENDPOINTS
-        ]
+        probes: list[str] = []
+        for index, url in enumerate(ENDPOINTS):
+            probes.append(marker(probe_section(index)))
+            probes.append(
+                f"curl -sS -o /dev/null --max-time 10{proxy} -w '%{{http_code}} %{{url_effective}}\\n' {q(url)} 2>&1"
+            )
         return join(
-            marker("reach"),
             *probes,
             marker("tls"),
             f"curl -skv -o /dev/null --max-time 10{proxy} {q(TLS_PROBE)} 2>&1",
@@ -64,9 +74,7 @@ class NetworkStep(Step):
         if missing:
             return Outcome.failed(missing)
         parts = sections(result.stdout)
-        reach = parts.get("reach", "")
-        probes = parse_curl_probe_lines(reach)
-        endpoints = self._endpoints(probes, reach, result.timed_out)
+        endpoints = self._endpoints(parts, result.timed_out)
 
         certificate = parse_tls_certificate(parts.get("tls", ""))
         issuer = certificate["issuer"]
@@ -110,17 +118,16 @@ class NetworkStep(Step):
         }
         return judge(failures, warnings, summary, **data)
 
-    def _endpoints(self, probes: list[Probe], reach: str, timed_out: bool) -> list[dict[str, Any]]:
-        """One entry per endpoint, matched by URL (by position if curl rewrote the URLs)."""
-        by_url = {p["url"]: p for p in probes}
-        positional = len(probes) == len(ENDPOINTS) and not any(url in by_url for url in ENDPOINTS)
-        # When curl printed no -w line at all (not installed, killed), say what the shell printed instead.
-        stray = next((line.strip() for line in reach.splitlines() if line.strip()), "")
+    def _endpoints(self, parts: dict[str, str], timed_out: bool) -> list[dict[str, Any]]:
+        """One entry per endpoint, read from its own section of the output."""
         endpoints: list[dict[str, Any]] = []
         for index, url in enumerate(ENDPOINTS):
-            probe = probes[index] if positional else by_url.get(url)
+            text = parts.get(probe_section(index))
+            probe: Probe | None = parse_curl_probe(text) if text is not None else None
             if probe is None:
-                error = "the command timed out first" if timed_out else (stray if stray and not probes else "no result")
+                # No -w line: the command stopped before this probe, or curl itself did not run.
+                stray = next((line.strip() for line in (text or "").splitlines() if line.strip()), "")
+                error = stray or ("the command timed out first" if timed_out else "no result")
                 endpoints.append({"url": url, "ok": False, "http_code": None, "curl_code": None, "error": error})
                 continue
             endpoints.append(

@@ -11,6 +11,8 @@ MDATP_ETC = "/etc/opt/microsoft/mdatp"
 ONBOARD_JSON = f"{MDATP_ETC}/mdatp_onboard.json"
 OFFBOARD_JSON = f"{MDATP_ETC}/mdatp_offboard.json"
 SCRIPT_PATH = f"{MDATP_ETC}/.mdefleet_onboarding.py"
+# Interpreters tried in turn: python3 (RHEL 9), the platform Python (RHEL 8 family), python (RHEL 7).
+PYTHONS = ("python3", "/usr/libexec/platform-python", "python")
 
 
 class OnboardingStep(Step):
@@ -28,10 +30,13 @@ class OnboardingStep(Step):
         clear = f"rm -f {q(OFFBOARD_JSON)}"
         if ctx.profile.onboarding_kind == "json":
             return join(clear, atomic_write(ONBOARD_JSON, mode="0600"))
+        script = q(SCRIPT_PATH)
+        # RHEL 8 family minimal installs have no python3 command, only the platform Python dnf uses.
+        run = " || ".join(f"{python} {script}" for python in PYTHONS)
         return join(
             clear,
             atomic_write(SCRIPT_PATH, mode="0700"),
-            f"(python3 {q(SCRIPT_PATH)} || python {q(SCRIPT_PATH)}) >/dev/null 2>&1; rm -f {q(SCRIPT_PATH)}",
+            f"({run}) >/dev/null 2>&1; rm -f {script}",
             f"test -s {q(ONBOARD_JSON)} && echo 'onboarding file present'",
         )
 
@@ -42,4 +47,7 @@ class OnboardingStep(Step):
             return Outcome.failed(f"the onboarding file did not land intact: {result.stderr.strip()[:200]}")
         if "onboarding file present" in result.stdout:
             return Outcome.ok(f"onboarding script ran; {ONBOARD_JSON} present", path=ONBOARD_JSON)
-        return Outcome.failed(f"the onboarding script did not produce {ONBOARD_JSON} (is python3 or python installed?)")
+        return Outcome.failed(
+            f"the onboarding script did not produce {ONBOARD_JSON} "
+            "(is python3, /usr/libexec/platform-python or python installed?)"
+        )

@@ -29,9 +29,12 @@ class PlatformUpdateStep(Step):
         if result.exit_status == 0:
             return Outcome.ok("the repository answers; mdatp is up to date", update_available=False)
         if result.exit_status == 100:
-            line = next((ln for ln in result.stdout.splitlines() if ln.startswith("mdatp")), "")
+            fields = next((ln.split() for ln in result.stdout.splitlines() if ln.startswith("mdatp")), [])
+            available = fields[1] if len(fields) > 1 else "a newer mdatp"
             return Outcome.ok(
-                f"the repository answers; an update is available: {line.split()[1:2]}", update_available=True
+                f"the repository answers; an update is available: {available}",
+                update_available=True,
+                available=available,
             )
         detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
         return Outcome.failed(f"the package manager cannot check for agent updates: {detail[0]}")

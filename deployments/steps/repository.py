@@ -13,6 +13,11 @@ def proxy_env(ctx: StepContext) -> str:
     return f"https_proxy={q(ctx.proxy)} http_proxy={q(ctx.proxy)} " if ctx.proxy else ""
 
 
+def repolist_pattern(rid: str) -> str:
+    """An ERE matching the repolist line of exactly this repository id (ids are letters, digits and dashes)."""
+    return f"^{rid}( |/|$)"
+
+
 class RepositoryStep(Step):
     """Adds the repo file once (idempotent) and imports Microsoft's signing key."""
 
@@ -33,17 +38,20 @@ class RepositoryStep(Step):
             else f"{env}yum-config-manager --add-repo={q(url)}"
         )
         curl_proxy = f" -x {q(ctx.proxy)}" if ctx.proxy else ""
+        # The whole id in the first column: packages-microsoft-com-prod must not match ...-prod-insiders-fast.
+        listed = f"{pm} -q repolist all 2>/dev/null | grep -E {q(repolist_pattern(rid))}"
         return join(
-            f"{pm} -q repolist all 2>/dev/null | grep -q {q(rid)} && echo 'repository already configured' || {add}",
+            f"{listed} >/dev/null && echo 'repository already configured' || {add}",
             f"curl -sS --max-time 60{curl_proxy} -o {q(KEY_PATH)} {q(MICROSOFT_KEY)} && rpm --import {q(KEY_PATH)}",
             marker("repolist"),
-            f"{pm} -q repolist all 2>/dev/null | grep {q(rid)}",
+            listed,
         )
 
     def evaluate(self, ctx: StepContext, result: CommandResult) -> Outcome:
         rid = repo_id(ctx.data("facts"), ctx.profile.channel)
         listed = result.stdout.split("@@repolist", 1)[-1]
-        if rid not in listed:
+        # yum 3 shows ids with /<releasever>/<basearch> when the baseurl uses them; dnf shows the bare id.
+        if not any(line.split()[:1] and line.split()[0].split("/")[0] == rid for line in listed.splitlines()):
             detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
             return Outcome.failed(f"repository {rid} is not configured after adding it: {detail[0]}", repo_id=rid)
         return Outcome.ok(f"{rid} configured", repo_id=rid, repo_url=repo_url(ctx.data("facts"), ctx.profile.channel))

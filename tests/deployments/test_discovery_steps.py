@@ -540,7 +540,8 @@ def test_it_fails_when_the_conflicts_command_printed_nothing() -> None:
 
 
 def network(reach: str, tls: str, proxy: str = "", timed_out: bool = False) -> Outcome:
-    stdout = output({"reach": sample(f"curl/{reach}"), "tls": sample(f"curl/{tls}") if tls else ""})
+    # The reach captures hold each endpoint's curl output behind its own @@probe-N marker.
+    stdout = sample(f"curl/{reach}") + output({"tls": sample(f"curl/{tls}") if tls else ""})
     return NetworkStep().evaluate(ctx(proxy=proxy), result(stdout, timed_out=timed_out))
 
 
@@ -572,8 +573,9 @@ def test_it_accepts_rhel_7_nss_output_and_digicert_issuers(tls: str) -> None:
     assert outcome.data["tls_inspected"] is False
 
 
-def test_it_fails_and_names_the_unreachable_endpoints() -> None:
-    outcome = network("reach-blocked", "tls-openssl-microsoft")
+@pytest.mark.parametrize("reach", ["reach-blocked", "reach-blocked-rhel8"])
+def test_it_fails_and_names_the_unreachable_endpoints(reach: str) -> None:
+    outcome = network(reach, "tls-openssl-microsoft")
 
     assert outcome.status == StepStatus.FAILED
     assert outcome.reason == (
@@ -641,7 +643,7 @@ def test_it_says_what_the_shell_printed_when_curl_is_missing() -> None:
 
 
 def test_it_blames_the_timeout_for_endpoints_it_never_reached() -> None:
-    stdout = output({"reach": "200 https://x.cp.wd.microsoft.com/api/report"})
+    stdout = output({"probe-0": "200 https://x.cp.wd.microsoft.com/api/report", "probe-1": ""})
 
     outcome = NetworkStep().evaluate(ctx(), result(stdout, exit_status=None, timed_out=True))  # type: ignore[arg-type]
 
@@ -653,6 +655,29 @@ def test_the_network_command_quotes_the_proxy() -> None:
     command = NetworkStep().command(ctx(proxy="http://proxy:3128/;id"))
 
     assert command.count("-x 'http://proxy:3128/;id'") == len(ENDPOINTS) + 1
+
+
+def test_the_network_command_puts_a_marker_before_each_probe() -> None:
+    command = NetworkStep().command(ctx())
+
+    markers = [f"echo @@probe-{index}; curl " for index in range(len(ENDPOINTS))]
+    assert all(marker in command for marker in markers)
+    assert command.index(markers[-1]) < command.index("echo @@tls")
+
+
+def test_a_probe_whose_curl_printed_nothing_says_so() -> None:
+    stdout = sample("curl/reach-all-ok").replace("200 https://cdn.x.cp.wd.microsoft.com/ping\n", "")
+
+    outcome = NetworkStep().evaluate(ctx(), result(stdout + output({"tls": sample("curl/tls-openssl-microsoft")})))
+
+    assert outcome.status == StepStatus.FAILED
+    assert outcome.data["endpoints"][1] == {
+        "url": ENDPOINTS[1],
+        "ok": False,
+        "http_code": None,
+        "curl_code": None,
+        "error": "no result",
+    }
 
 
 # --- step 5: snapshot --------------------------------------------------------------------------------

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from hosts.parsers import (
+    Probe,
     cpu_busy_pct,
     issuer_is_microsoft,
-    parse_curl_probe_lines,
+    parse_curl_probe,
     parse_df,
     parse_df_inodes,
     parse_dn,
@@ -376,49 +377,73 @@ def test_it_reads_pid_and_args_listings() -> None:
 # --- curl -----------------------------------------------------------------------------------------
 
 
+def probes(name: str) -> list[Probe | None]:
+    """Each endpoint's section of a network-step capture (behind its ``@@probe-N`` line), parsed on its own."""
+    chunks = sample(name).split("@@probe-")[1:]
+    return [parse_curl_probe(chunk.partition("\n")[2]) for chunk in chunks]
+
+
 def test_it_reads_probe_lines_when_everything_answers() -> None:
-    probes = parse_curl_probe_lines(sample("curl/reach-all-ok"))
+    found = probes("curl/reach-all-ok")
 
-    assert len(probes) == 5
-    assert all(p["ok"] and p["http_code"] == "200" and p["error"] is None for p in probes)
+    assert len(found) == 5
+    assert all(p is not None and p["ok"] and p["http_code"] == "200" and p["error"] is None for p in found)
 
 
-def test_it_pairs_each_curl_error_with_the_write_out_line_printed_after_it() -> None:
-    probes = parse_curl_probe_lines(sample("curl/reach-blocked"))
+def test_it_pairs_a_curl_error_printed_before_the_write_out_line_as_curl_7_76_does() -> None:
+    found = probes("curl/reach-blocked")
 
-    assert [(p["url"], p["ok"], p["curl_code"]) for p in probes] == [
+    assert [(p["url"], p["ok"], p["curl_code"]) for p in found if p] == [
         ("https://x.cp.wd.microsoft.com/api/report", False, 28),
         ("https://cdn.x.cp.wd.microsoft.com/ping", True, None),
         ("https://winatp-gw-cus.microsoft.com/test", False, 6),
         ("https://us-v20.events.data.microsoft.com/ping", True, None),
         ("https://packages.microsoft.com/keys/microsoft.asc", True, None),
     ]
-    assert probes[2]["error"] == "Could not resolve host: winatp-gw-cus.microsoft.com"
+    assert found[2] is not None
+    assert found[2]["error"] == "Could not resolve host: winatp-gw-cus.microsoft.com"
+
+
+def test_it_pairs_a_curl_error_printed_after_the_write_out_line_as_curl_7_61_does() -> None:
+    assert probes("curl/reach-blocked-rhel8") == probes("curl/reach-blocked")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "000 https://a.example/\ncurl: (7) Failed to connect to a.example port 443: Connection refused\n",
+        "curl: (7) Failed to connect to a.example port 443: Connection refused\n000 https://a.example/\n",
+    ],
+)
+def test_one_transfer_reads_the_same_in_either_order(text: str) -> None:
+    assert parse_curl_probe(text) == {
+        "url": "https://a.example/",
+        "http_code": "000",
+        "ok": False,
+        "curl_code": 7,
+        "error": "Failed to connect to a.example port 443: Connection refused",
+    }
 
 
 def test_it_skips_the_explanation_curl_prints_after_a_certificate_error() -> None:
-    probes = parse_curl_probe_lines(sample("curl/reach-tls-untrusted-openssl"))
+    found = probes("curl/reach-tls-untrusted-openssl")
 
-    assert len(probes) == 5
-    assert {p["curl_code"] for p in probes} == {60}
-    assert probes[0]["error"] == "SSL certificate problem: unable to get local issuer certificate"
+    assert {p["curl_code"] for p in found if p} == {60}
+    assert found[0] is not None
+    assert found[0]["error"] == "SSL certificate problem: unable to get local issuer certificate"
 
 
 def test_it_reads_nss_certificate_errors_and_handshake_failures() -> None:
-    probes = parse_curl_probe_lines(sample("curl/reach-tls-untrusted-nss"))
+    found = probes("curl/reach-tls-untrusted-nss")
 
-    assert [p["curl_code"] for p in probes] == [None, None, 60, 35, None]
-    assert probes[2]["error"] == "Peer's Certificate issuer is not recognized."
-
-
-def test_it_does_not_pair_an_error_printed_after_the_last_probe() -> None:
-    probes = parse_curl_probe_lines("200 https://a.example/\ncurl: (7) Failed to connect\n")
-
-    assert probes == [{"url": "https://a.example/", "http_code": "200", "ok": True, "curl_code": None, "error": None}]
+    assert [p["curl_code"] if p else "?" for p in found] == [None, None, 60, 35, None]
+    assert found[2] is not None
+    assert found[2]["error"] == "Peer's Certificate issuer is not recognized."
 
 
 def test_it_finds_no_probe_when_curl_is_missing() -> None:
-    assert parse_curl_probe_lines(sample("curl/reach-no-curl")) == []
+    assert probes("curl/reach-no-curl") == [None] * 5
+    assert parse_curl_probe("") is None
 
 
 def test_it_reads_the_issuer_from_openssl_curl() -> None:

@@ -463,7 +463,7 @@ def test_the_conflicts_command_lists_services_and_processes(real_sshd: RealSSHD,
 def test_the_network_command_probes_every_endpoint_and_shows_the_issuer(real_sshd: RealSSHD, proxy: str) -> None:
     parts = run_step(real_sshd, NetworkStep(), StepContext(host_label="h", proxy=proxy))
 
-    assert parts["reach"].splitlines() == [f"200 {url}" for url in ENDPOINTS]
+    assert [parts[f"probe-{i}"] for i in range(len(ENDPOINTS))] == [f"200 {url}" for url in ENDPOINTS]
     assert "*  issuer: C=US; O=Microsoft Corporation; CN=Microsoft Azure RSA TLS Issuing CA 04" in parts["tls"]
 
 
@@ -475,9 +475,9 @@ def test_the_network_command_shows_an_unreachable_endpoint_and_an_inspecting_pro
 
     parts = run_step(real_sshd, NetworkStep(), StepContext(host_label="h"))
 
-    reach = parts["reach"].splitlines()
-    assert reach[0].startswith("curl: (7) Failed to connect to x.cp.wd.microsoft.com port 443")
-    assert reach[1] == f"000 {ENDPOINTS[0]}"
+    probe = parts["probe-0"].splitlines()
+    assert probe[0].startswith("curl: (7) Failed to connect to x.cp.wd.microsoft.com port 443")
+    assert probe[1] == f"000 {ENDPOINTS[0]}"
     assert "*  issuer: C=US; O=Contoso; CN=Contoso TLS Inspection CA" in parts["tls"]
 
 

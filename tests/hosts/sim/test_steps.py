@@ -13,9 +13,14 @@ from deployments.steps.network import ENDPOINTS, NetworkStep
 from deployments.steps.requirements import RequirementsStep
 from deployments.steps.snapshot import SnapshotStep
 from hosts.sim import PROFILE_ORDER, PROFILES, SimFleet
-from tests.fixtures_sim import sim_run
+from hosts.ssh import CommandResult
+from tests.fixtures_sim import SimResult, sim_run
 
 pytestmark = pytest.mark.parametrize("index", range(len(PROFILE_ORDER)), ids=PROFILE_ORDER)
+
+
+def as_result(result: SimResult) -> CommandResult:
+    return CommandResult("cmd", result.exit_status, result.stdout, result.stderr, 10)
 
 
 def context(fleet: SimFleet, index: int, proxy: str = "") -> StepContext:
@@ -73,7 +78,7 @@ def test_network(sim_fleet: SimFleet, index: int) -> None:
     result = sim_run(sim_fleet, index, NetworkStep().command(context(sim_fleet, index)))
     assert result.exit_status == 0
     parts = sections(result.stdout)
-    assert parts["reach"].splitlines() == [f"200 {url}" for url in ENDPOINTS]
+    assert [parts[f"probe-{i}"] for i in range(len(ENDPOINTS))] == [f"200 {url}" for url in ENDPOINTS]
     assert "Server certificate:" in parts["tls"]
     issuer = next(line for line in parts["tls"].splitlines() if "issuer: " in line)
     assert "Microsoft Azure RSA TLS Issuing CA" in issuer
@@ -82,7 +87,7 @@ def test_network(sim_fleet: SimFleet, index: int) -> None:
 def test_network_through_a_proxy(sim_fleet: SimFleet, index: int) -> None:
     command = NetworkStep().command(context(sim_fleet, index, proxy="http://proxy.corp.example:3128"))
     parts = sections(sim_run(sim_fleet, index, command).stdout)
-    assert parts["reach"].splitlines()[0] == f"200 {ENDPOINTS[0]}"
+    assert parts["probe-0"] == f"200 {ENDPOINTS[0]}"
     assert "Establish HTTP proxy tunnel to winatp-gw-cus.microsoft.com:443" in parts["tls"]
 
 
@@ -102,3 +107,18 @@ def test_snapshot(sim_fleet: SimFleet, index: int) -> None:
     assert 10 < len(cpu_rows) <= 25 and len(parts["ps-rss"].splitlines()) <= 25
     assert all(len(row.split(None, 8)) == 9 for row in cpu_rows)
     assert parts["agent"] == ""
+
+
+def test_network_keeps_each_curl_error_with_its_probe_in_either_order(sim_fleet: SimFleet, index: int) -> None:
+    sim_fleet.set_faults(index, "tls-inspection=zscaler")
+    host = sim_fleet.hosts[index]
+    outcome = NetworkStep().evaluate(
+        context(sim_fleet, index),
+        as_result(sim_run(sim_fleet, index, NetworkStep().command(context(sim_fleet, index)))),
+    )
+    assert outcome.status == "failed"
+    assert all(e["curl_code"] == 60 and e["http_code"] == "000" for e in outcome.data["endpoints"])
+    first = sections(sim_run(sim_fleet, index, NetworkStep().command(context(sim_fleet, index))).stdout)["probe-0"]
+    # curl before 7.66 prints the -w line first, later ones the error first.
+    new_curl = tuple(int(x) for x in PROFILES[host.profile].curl.split(".")[:2]) >= (7, 66)
+    assert first.splitlines()[0].startswith("curl: (60)" if new_curl else "000 ")
