@@ -15,7 +15,7 @@ from deployments.comparison import METRICS
 DEFAULT_GATES: dict[str, Any] = {
     "max_failed_per_wave": {"value": 10, "unit": "pct"},
     "max_failed_total": {"value": 5, "unit": "count"},
-    "regression": {"cpu_points": 25, "mem_mb": 1024, "agent_rss_mb": 1024, "disk_mb": 2048},
+    "regression": {"cpu_points": 25, "mem_mb": 1536, "agent_rss_mb": 2048, "disk_mb": 2048},
 }
 
 

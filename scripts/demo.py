@@ -23,7 +23,7 @@ HOSTS = int(os.environ.get("DEMO_HOSTS", "50"))
 FAULTS = os.environ.get(
     "DEMO_FAULTS",
     "unreachable:46,host-key:47,auth:48,disk-full:41,low-memory:42,fanotify-off:43,conflicting-av:44,"
-    "tls-inspection:45,one-core:40,slow=1.5:39,cpu-regression:30-32,install-fail:33,unhealthy:34",
+    "tls-inspection:45,one-core:40,slow=1.5:39,cpu-regression=18:30-32,install-fail:5,unhealthy:34",
 )
 
 
@@ -67,6 +67,7 @@ def main() -> int:
             "simfleet", PY, "manage.py", "simfleet", "--hosts", str(HOSTS), "--faults", FAULTS,
             "--base-port", str(SIM_PORT), "--seed", "1", "--state-dir", str(VAR / "sim"),
             "--inventory-out", str(inventory), "--client-key-out", str(client_key),
+            "--control-file", str(VAR / "sim-control"),
         )  # fmt: skip
         for _ in range(120):
             if inventory.exists() or procs[0].poll() is not None:
@@ -82,7 +83,9 @@ def main() -> int:
         )  # fmt: skip
         start("worker", PY, "-m", "celery", "-A", "mdefleet", "worker", "-l", "info", "-c", "2", "-n", "demo@%h")
         start("beat", PY, "-m", "celery", "-A", "mdefleet", "beat", "-l", "info")
-        print(f"\n  mdefleet is running at http://127.0.0.1:{PORT}/  (logs in {VAR})\n  Ctrl-C stops everything.\n")
+        print(f"\n  mdefleet is running at http://127.0.0.1:{PORT}/  (logs in {VAR})")
+        print(f"  lift a simulated fault while it runs: echo 'clear 33' >> {VAR / 'sim-control'}")
+        print("  Ctrl-C stops everything.\n")
         while all(proc.poll() is None for proc in procs):
             time.sleep(1)
         dead = [p.args for p in procs if p.poll() is not None]

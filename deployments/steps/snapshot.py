@@ -21,7 +21,8 @@ from hosts.ssh import CommandResult
 
 PS_FIELDS = "pid=,ppid=,user=,pcpu=,pmem=,rss=,vsz=,etime=,args="
 # The agent's processes live under /opt/microsoft/mdatp; the bracket keeps grep from matching itself.
-AGENT_PATTERN = "[/]opt/microsoft/mdatp/|[w]davdaemon|[t]elemetryd_v2|[m]datp_audisp_plugin|[c]rashpad_handler"
+# crashpad_handler must start a word: Chrome's and Electron apps' chrome_crashpad_handler is not ours.
+AGENT_PATTERN = "[/]opt/microsoft/mdatp/|[w]davdaemon|[t]elemetryd_v2|[m]datp_audisp_plugin|[ /][c]rashpad_handler"
 # The keys of a process in Snapshot.top_processes / agent_processes.
 PROCESS_KEYS = ("pid", "ppid", "user", "cpu_pct", "mem_pct", "rss_kb", "vsz_kb", "elapsed_s", "name", "args")
 

@@ -52,6 +52,17 @@ class Command(BaseCommand):
             default=5,
             help="Every Nth host logs in as 'deploy' with sudo instead of root (0: none).",
         )
+        parser.add_argument(
+            "--control-file",
+            type=Path,
+            help="Watched file of fault changes while running, one per line: "
+            "'clear 33', 'clear all', 'set 33 slow=2,auth'; consumed once applied.",
+        )
+        parser.add_argument(
+            "--stats-file",
+            type=Path,
+            help="Write per-host counters (connections accepted, auth successes) as JSON here on SIGUSR1 and at exit.",
+        )
         parser.add_argument("--run-for", type=float, default=0, help="Stop after this many seconds (0: until Ctrl-C).")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -84,10 +95,56 @@ class Command(BaseCommand):
                 loop.add_signal_handler(sig, stop.set)
             if options["run_for"]:
                 loop.call_later(options["run_for"], stop.set)
+            stats_path = options["stats_file"]
+            if stats_path is not None:
+                loop.add_signal_handler(signal.SIGUSR1, self._write_stats, fleet, stats_path)
+            watcher = None
+            if options["control_file"] is not None:
+                watcher = asyncio.create_task(self._watch_control(fleet, options["control_file"], stop))
             await stop.wait()
+            if watcher is not None:
+                watcher.cancel()
         finally:
+            if options["stats_file"] is not None:
+                self._write_stats(fleet, options["stats_file"])
             await fleet.stop()
         self.stdout.write("simulated fleet stopped")
+
+    async def _watch_control(self, fleet: SimFleet, path: Path, stop: asyncio.Event) -> None:
+        """Apply fault changes written to the control file (so a demo can lift a fault live)."""
+        while not stop.is_set():
+            await asyncio.sleep(1)
+            if not path.exists():
+                continue
+            lines = path.read_text().splitlines()
+            path.unlink(missing_ok=True)
+            for line in lines:
+                self._apply_control(fleet, line.split(maxsplit=2))
+
+    def _apply_control(self, fleet: SimFleet, words: list[str]) -> None:
+        try:
+            if words[:2] == ["clear", "all"]:
+                fleet.clear_faults()
+            elif len(words) == 2 and words[0] == "clear":
+                fleet.clear_faults(int(words[1]))
+            elif len(words) == 3 and words[0] == "set":
+                fleet.set_faults(int(words[1]), words[2])
+            elif words:
+                raise ValueError("expected 'clear N', 'clear all' or 'set N SPEC'")
+        except (ValueError, IndexError, FaultSpecError) as exc:
+            self.stderr.write(f"control: {' '.join(words)!r} ignored: {exc}")
+            return
+        if words:
+            self.stdout.write(f"control: applied {' '.join(words)!r}")
+            self.stdout.flush()
+
+    def _write_stats(self, fleet: SimFleet, path: Path) -> None:
+        """Per-host counters for a benchmark: one connection per host is what a rollout should open."""
+        hosts = [
+            {"port": h.port, "connections_accepted": h.connections_accepted, "auth_successes": h.auth_successes}
+            for h in fleet.hosts
+        ]
+        _write(path, json.dumps({"hosts": hosts}) + "\n", 0o644)
 
     def _report(self, fleet: SimFleet, options: dict[str, Any]) -> None:
         first, last = fleet.hosts[0].port, fleet.hosts[-1].port
