@@ -69,15 +69,18 @@ class UninstallStep(Step):
     def command(self, ctx: StepContext) -> str:
         pm = package_manager(ctx.data("facts"))
         return join(
-            f"rpm -q mdatp >/dev/null 2>&1 && {pm} -y remove mdatp || echo 'mdatp is not installed'",
+            # Two commands, not `a && b || c`: a failing remove must not read as "not installed".
+            "rpm -q mdatp >/dev/null 2>&1 || echo 'mdatp is not installed'",
+            f"rpm -q mdatp >/dev/null 2>&1 && {pm} -y remove mdatp",
             marker("rpm"),
             "rpm -q mdatp",
         )
 
     def evaluate(self, ctx: StepContext, result: CommandResult) -> Outcome:
-        rpm = result.stdout.split("@@rpm", 1)[-1].strip()
+        before, _, rpm = result.stdout.partition("@@rpm")
+        rpm = rpm.strip()
         if rpm.startswith("mdatp-"):
             lines = [ln for ln in (result.stdout + "\n" + result.stderr).splitlines() if ln.strip()]
             return Outcome.failed(f"mdatp is still installed ({rpm}): {' | '.join(lines[-3:-1])}")
-        already = "mdatp is not installed" in result.stdout
+        already = "mdatp is not installed" in before
         return Outcome.ok("mdatp was not installed" if already else "mdatp removed", removed=not already)
