@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from tests.fixtures_sim import sim_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ONBOARD = json.dumps({"onboardingInfo": json.dumps({"orgId": "d3b07384-d9a0-4c9b-8a2e-5f1c7e9a4b21"})})
+ONBOARD = (Path(__file__).resolve().parents[2] / "deployments" / "samples" / "mdatp_onboard.json").read_text()
 OFFBOARD = json.dumps({"offboardingInfo": json.dumps({"orgId": "d3b07384-d9a0-4c9b-8a2e-5f1c7e9a4b21"})})
 
 
