@@ -124,3 +124,50 @@ class DiscoverForm(forms.Form):
         super().__init__(*args, **kwargs)
         # Any integer is a candidate; the view keeps only hosts that exist.
         self.fields["ids"].valid_value = lambda value: str(value).isdigit()  # type: ignore[attr-defined]
+
+
+class WayBackForm(forms.Form):
+    """Offboard (with the portal's mdatp_offboard.json) or uninstall the agent on chosen hosts."""
+
+    ids = forms.CharField(widget=forms.HiddenInput)
+    mode = forms.ChoiceField(
+        choices=[
+            ("offboard", "Offboard (the agent stays installed, stops reporting)"),
+            ("uninstall", "Uninstall mdatp"),
+        ],
+        widget=forms.RadioSelect,
+        initial="offboard",
+    )
+    offboarding_package = forms.FileField(
+        required=False,
+        label="Offboarding package (mdatp_offboard.json)",
+        help_text="From the Defender portal: Settings > Endpoints > Offboarding > Linux Server. Never stored after use.",
+    )
+    confirm = forms.BooleanField(label="I understand these hosts stop being protected or reporting")
+
+    def clean_ids(self) -> list[int]:
+        raw = self.cleaned_data["ids"]
+        try:
+            ids = sorted({int(part) for part in raw.split(",") if part.strip()})
+        except ValueError as exc:
+            raise forms.ValidationError("host ids must be numbers") from exc
+        if not ids:
+            raise forms.ValidationError("select at least one host")
+        return ids
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("mode") == "offboard" and not data.get("offboarding_package"):
+            self.add_error("offboarding_package", "Offboarding needs the portal's mdatp_offboard.json.")
+        return data
+
+    def package_text(self) -> str:
+        upload = self.cleaned_data.get("offboarding_package")
+        if not upload:
+            return ""
+        if upload.size > 1024 * 1024:
+            raise forms.ValidationError("the offboarding package is larger than 1 MB")
+        try:
+            return upload.read().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise forms.ValidationError("the offboarding package is not UTF-8 text") from exc

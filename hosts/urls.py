@@ -10,6 +10,7 @@ app_name = "hosts"
 urlpatterns = [
     path("", views.fleet, name="fleet"),
     path("discover/", views.discover, name="discover"),
+    path("way-back/", views.way_back, name="way-back"),
     path("discoveries/<int:pk>/", views.discovery_detail, name="discovery"),
     path("hosts/<int:pk>/", views.host_detail, name="host"),
     path("hosts/<int:pk>/checks/<int:check_id>/output/", views.host_check_output, name="check-output"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
@@ -15,12 +16,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseStopPolling, trigger_client_event
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, trigger_client_event
 
 from hosts import importing, selectors, services
 from hosts.choices import DiscoveryStatus, RunStatus
 from hosts.filters import HostFilterSet
-from hosts.forms import CredentialForm, DiscoverForm, HostKeyForm, ImportForm
+from hosts.forms import CredentialForm, DiscoverForm, HostKeyForm, ImportForm, WayBackForm
 from hosts.models import Discovery, Host
 from mdefleet.audit import Actor
 from mdefleet.roles import ADMIN, OPERATOR, VIEWER
@@ -266,3 +267,42 @@ def credentials(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"Credential {credential.name} stored.")
         return redirect("hosts:credentials")
     return render(request, "hosts/credentials.html", {"form": form, "credentials": selectors.credential_list()})
+
+
+# --- the way back: offboard / uninstall ------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(OPERATOR)
+def way_back(request: HttpRequest) -> HttpResponse:
+    """Confirm and start offboarding or uninstalling the hosts ticked on the fleet page."""
+    if request.method == "GET" and request.htmx:
+        # Reached from the fleet form's htmx submit: load the confirmation as a whole page.
+        return HttpResponseClientRedirect(request.get_full_path())
+    if request.method == "GET":
+        ids = ",".join(request.GET.getlist("ids"))
+        form = WayBackForm(initial={"ids": ids})
+    else:
+        form = WayBackForm(request.POST, request.FILES)
+        ids = request.POST.get("ids", "")
+    hosts: list[Host] = []
+    try:
+        wanted = sorted({int(part) for part in ids.split(",") if part.strip()})
+        hosts = list(Host.objects.filter(pk__in=wanted).order_by("name")[:500])
+    except ValueError:
+        form.add_error(None, "The selection is not valid.")
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = services.hosts_way_back_start(
+                actor=Actor.from_request(request),
+                hosts=Host.objects.filter(pk__in=form.cleaned_data["ids"]),
+                kind=form.cleaned_data["mode"],
+                offboarding_package=form.package_text(),
+            )
+        except (services.WayBackInvalid, ValidationError) as exc:
+            form.add_error(None, str(exc.messages[0] if isinstance(exc, ValidationError) else exc))
+        else:
+            messages.success(request, f"{job.get_kind_display()} #{job.pk} started on {len(hosts)} host(s).")
+            return redirect("hosts:discovery", pk=job.pk)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "hosts/way_back.html", {"form": form, "hosts": hosts, "current": "fleet"}, status=status)
