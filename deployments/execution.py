@@ -165,16 +165,16 @@ class RolloutSink(Sink):
                 if r.run_id in owned and r.step in SNAPSHOT_STEPS and r.status != StepStatus.FAILED and r.parsed
             ]
             Snapshot.objects.bulk_create(snapshots)
+            ended = []
             for result in results:
                 if result.run_id not in owned:
                     continue
-                HostRun.objects.filter(pk=result.run_id).update(
-                    status=HostRunStatus.OK if result.status == "ok" else HostRunStatus.FAILED,
-                    reason=result.reason[:500],
-                    finished_at=now,
-                    current_step="",
-                )
+                run = self.runs[result.run_id]
+                run.status = HostRunStatus.OK if result.status == "ok" else HostRunStatus.FAILED
+                run.reason, run.finished_at, run.current_step = result.reason[:500], now, ""
+                ended.append(run)
                 self.finished.add(result.run_id)
+            HostRun.objects.bulk_update(ended, ["status", "reason", "finished_at", "current_step"])
             if results:
                 self._update_hosts([r for r in results if r.run_id in owned], now)
             if released:
@@ -186,9 +186,13 @@ class RolloutSink(Sink):
             alive = [pk for pk in owned if pk not in self.finished]
             if alive:
                 HostRun.objects.filter(pk__in=alive).update(heartbeat_at=now)
+                # One UPDATE per step name, not per host: hosts move through the same steps together.
+                by_step: dict[str, list[int]] = {}
                 for run_id, step in last_step.items():
                     if run_id in alive:
-                        HostRun.objects.filter(pk=run_id).update(current_step=step)
+                        by_step.setdefault(step, []).append(run_id)
+                for step, run_ids in by_step.items():
+                    HostRun.objects.filter(pk__in=run_ids).update(current_step=step)
 
     def _update_hosts(self, results: list[HostResult], now: Any) -> None:
         from deployments.agent_state import host_agent_fields
