@@ -434,9 +434,12 @@ def real_sshd_isolated(tmp_path: Path) -> Iterator[IsolatedSSHD]:
     """
     if os.geteuid() != 0:
         pytest.fail("real_sshd_isolated mounts tmpfs in a private mount namespace: run the tests as root")
-    seed = _seed_files(AGENT_HOST / "seed")
     base = tmp_path / "sshd"
     base.mkdir()
+    # Seed from a copy inside the server's own directory: the checkout may itself live under
+    # /tmp (CI's fresh clone), which the namespace hides behind its private /tmp.
+    shutil.copytree(AGENT_HOST / "seed", base / "seed")
+    seed = _seed_files(base / "seed")
     shutil.copytree(AGENT_HOST / "payload", base / "payload")
     spawned = base / "spawned.pids"
     env = {"MDEFLEET_STUB_PAYLOAD": str(base / "payload"), "MDEFLEET_SPAWNED_PIDS": str(spawned)}
