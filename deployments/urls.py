@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from deployments.views import profiles, rollouts
+from deployments.views import comparison, profiles, rollouts
 
 app_name = "deployments"
 urlpatterns = [
@@ -38,5 +38,8 @@ urlpatterns = [
         rollouts.step_output,
         name="rollout-step-output",
     ),
+    path("rollouts/<int:pk>/comparison/", comparison.rollout_comparison, name="rollout-comparison"),
+    path("rollouts/<int:pk>/comparison.csv", comparison.rollout_comparison_csv, name="rollout-comparison-csv"),
+    path("rollouts/<int:pk>/report/", comparison.rollout_report_page, name="rollout-report"),
     path("rollouts/<int:pk>/<slug:action>/", rollouts.rollout_action, name="rollout-action"),
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpResponse
 from django.urls import reverse
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
@@ -21,8 +22,10 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from deployments import selectors
 from deployments.choices import HostRunStatus, RolloutStatus, WaveStatus
@@ -435,6 +438,67 @@ def _dry_run_data(dry_run: selectors.DryRun) -> dict[str, Any]:
     }
 
 
+class RolloutReportSerializer(serializers.Serializer):
+    """The pre/post comparison of a rollout: the same numbers as its page, printable report and CSV.
+
+    A figure that is missing is null (never 0); p95 is by the nearest-rank method.
+    """
+
+    rollout = serializers.JSONField(help_text="{id, name, ticket, status}")
+    summary = serializers.JSONField(
+        help_text="{hosts, ok, failed, unfinished, cancelled, regressed, compared, no_data}"
+    )
+    gates = serializers.JSONField(help_text="Regression thresholds by metric (null: not gated)")
+    distributions = serializers.JSONField(
+        help_text="Per metric over every host: {label, unit, threshold, over, n, missing, median, p95, max, min, mean}"
+    )
+    waves = serializers.JSONField(
+        help_text="Per wave: {id, number, status, verdict, reasons, numbers, regressions, hosts, regressed, "
+        "distributions}"
+    )
+    worst = serializers.JSONField(help_text="Per metric the 10 largest changes: [{run_id, name, wave, value, url}]")
+    groups = serializers.JSONField(help_text="{distro: [...], tag: [...]}: {group, hosts, regressed, medians}")
+    hosts = serializers.JSONField(
+        help_text="Per host run, the CSV's columns (pre, post, delta and delta % of each figure), plus over and url"
+    )
+    failed_steps = serializers.JSONField(help_text="[{run_id, name, step, reason, url}]")
+
+
+def report_data(report: dict[str, Any]) -> dict[str, Any]:
+    """The report as the API gives it: per-host rows flat, like the CSV."""
+    from deployments.report import host_flat
+
+    hosts = [{**host_flat(h), "over": h["over"], "missing": h["missing"], "url": h["url"]} for h in report["hosts"]]
+    return {
+        "rollout": report["rollout"],
+        "summary": report["summary"],
+        "gates": report["thresholds"],
+        "distributions": report["distributions"],
+        "waves": report["waves"],
+        "worst": report["worst"],
+        "groups": report["groups"],
+        "hosts": hosts,
+        "failed_steps": report["failed_steps"],
+    }
+
+
+class RolloutReportCsvView(APIView):
+    """GET /api/v1/rollouts/{id}/report.csv: the per-host comparison as CSV (viewer)."""
+
+    @extend_schema(
+        summary="The per-host pre/post comparison as CSV (same numbers as .../report/)",
+        responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="One row per host run")},
+    )
+    def get(self, request: Request, pk: int) -> HttpResponse:
+        from deployments.views.comparison import report_csv_response
+
+        try:
+            rollout = selectors.rollout_get(rollout_id=pk)
+        except Rollout.DoesNotExist:
+            raise NotFound("No such rollout.") from None
+        return report_csv_response(rollout)
+
+
 # --- the viewset ---------------------------------------------------------------------------------
 
 FIELD_ERRORS = OpenApiResponse(
@@ -621,3 +685,13 @@ class RolloutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             return Response({"limit": ["a whole number"]}, status=400)
         dry_run = selectors.rollout_dry_run(rollout=rollout, limit=limit)
         return Response(_dry_run_data(dry_run))
+
+    @extend_schema(
+        summary="Pre/post comparison: summary, gates, per-wave distributions, worst hosts, per-host figures",
+        responses=RolloutReportSerializer,
+    )
+    @action(detail=True, methods=["get"], url_path="report", filter_backends=[], pagination_class=None)
+    def report(self, request: Request, pk: str | None = None) -> Response:
+        from deployments.report import rollout_report
+
+        return Response(report_data(rollout_report(self.get_object())))

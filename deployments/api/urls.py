@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from deployments.api import profiles, rollouts
@@ -14,4 +15,8 @@ router.include_root_view = False
 router.register("profiles", profiles.ProfileViewSet, basename="profile")
 router.register("rollouts", rollouts.RolloutViewSet, basename="rollout")
 
-urlpatterns = router.urls
+urlpatterns = [
+    # Before the router: its format-suffix route would take "report.csv" as report/ in format "csv".
+    path("rollouts/<int:pk>/report.csv", rollouts.RolloutReportCsvView.as_view(), name="rollout-report-csv"),
+    *router.urls,
+]

@@ -37,6 +37,12 @@ class CompareStep(Step):
         if missing:
             return Outcome.warn("no pre/post figure for " + ", ".join(missing), **data)
         return Outcome.ok(
-            f"CPU {deltas['cpu_points']:+g} points, memory {deltas['mem_mb']:+g} MB, agent RSS {deltas['agent_rss_mb']:g} MB",
+            f"CPU {_signed(deltas['cpu_points'])} points, memory {_signed(deltas['mem_mb'])} MB, "
+            f"agent RSS {_signed(deltas['agent_rss_mb'], sign='')} MB",
             **data,
         )
+
+
+def _signed(value: float | None, sign: str = "+") -> str:
+    # An ungated metric may have no figure (a 0 s CPU sample): say so rather than crash the step.
+    return "n/a" if value is None else format(value, f"{sign}g")
