@@ -39,3 +39,9 @@ lint: venv
 
 clean:
 	rm -rf var test-artifacts
+
+## Benchmark a full rollout at 100 and 1,000 simulated hosts on the machine's PostgreSQL and Redis (not part of `make test`).
+bench: venv
+	bash scripts/test-services.sh
+	$(TEST_ENV) $(BIN)/python manage.py bench --hosts 100 --workers both $(BENCH_ARGS)
+	$(TEST_ENV) $(BIN)/python manage.py bench --hosts 1000 --workers both $(BENCH_ARGS)

@@ -11,3 +11,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mdefleet.settings")
 app = Celery("mdefleet")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+if os.environ.get("MDEFLEET_COUNT_QUERIES"):
+    # `manage.py bench` only: count this worker's SQL queries into the file the variable names.
+    from mdefleet.bench import query_counter_install
+
+    query_counter_install(os.environ["MDEFLEET_COUNT_QUERIES"])

@@ -56,7 +56,8 @@ class Command(BaseCommand):
             "--control-file",
             type=Path,
             help="Watched file of fault changes while running, one per line: "
-            "'clear 33', 'clear all', 'set 33 slow=2,auth'; consumed once applied.",
+            "'clear 33', 'clear all', 'set 33 slow=2,auth', 'reset' (every host fresh, counters zeroed); "
+            "consumed once applied.",
         )
         parser.add_argument(
             "--stats-file",
@@ -123,14 +124,16 @@ class Command(BaseCommand):
 
     def _apply_control(self, fleet: SimFleet, words: list[str]) -> None:
         try:
-            if words[:2] == ["clear", "all"]:
+            if words == ["reset"]:
+                fleet.reset()
+            elif words[:2] == ["clear", "all"]:
                 fleet.clear_faults()
             elif len(words) == 2 and words[0] == "clear":
                 fleet.clear_faults(int(words[1]))
             elif len(words) == 3 and words[0] == "set":
                 fleet.set_faults(int(words[1]), words[2])
             elif words:
-                raise ValueError("expected 'clear N', 'clear all' or 'set N SPEC'")
+                raise ValueError("expected 'clear N', 'clear all', 'set N SPEC' or 'reset'")
         except (ValueError, IndexError, FaultSpecError) as exc:
             self.stderr.write(f"control: {' '.join(words)!r} ignored: {exc}")
             return

@@ -1,0 +1,213 @@
+"""Benchmark a full rollout on real Celery workers against a bare asyncssh floor, on a simulated fleet."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
+
+from mdefleet import bench
+
+BIG = 5000
+
+
+class Command(BaseCommand):
+    """Runs the benchmark of the issue: rollout one-wave and four-wave, the bare floor, the ratio, JSON out."""
+
+    help = (
+        "Benchmark a full rollout (17 steps) on N simulated hosts through real Celery workers on PostgreSQL and "
+        "Redis, against a bare asyncssh script sending the same commands. Uses a scratch database."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--hosts", type=int, default=100, help="Simulated hosts (default 100).")
+        parser.add_argument("--big", action="store_true", help=f"{BIG:,} hosts (overrides --hosts).")
+        parser.add_argument(
+            "--workers", choices=["1", "2", "both"], default="1", help="Celery workers per rollout (default 1)."
+        )
+        parser.add_argument("--waves", choices=["one", "four", "both"], default="both", help="Wave plan(s) to run.")
+        parser.add_argument("--skip-bare", action="store_true", help="Do not measure the bare asyncssh floor.")
+        parser.add_argument("--base-port", type=int, default=40000, help="Port of simulated host 0 (default 40000).")
+        parser.add_argument("--database", default="mdefleet_bench", help="Scratch database (created, then dropped).")
+        parser.add_argument("--keep-database", action="store_true", help="Leave the scratch database for a look.")
+        parser.add_argument("--json-out", type=Path, help="Results file (default var/bench/<timestamp>.json).")
+        parser.add_argument(
+            "--time-scale",
+            type=float,
+            default=0.01,
+            help="The simulator's real seconds per simulated second (default 0.01: the hosts' own modelled "
+            "durations, e.g. a 10 s install or the 5 s EICAR wait, shrink to ~1%%; 1 plays them in real time).",
+        )
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            help="MDEFLEET_SSH_CONCURRENCY for the workers and the floor (default: the setting, "
+            f"{settings.MDEFLEET_SSH_CONCURRENCY}).",
+        )
+        parser.add_argument("--timeout", type=float, default=3600, help="Give up on a rollout after this many s.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        database_url = os.environ.get("DATABASE_URL", "")
+        broker_url = settings.CELERY_BROKER_URL
+        try:
+            bench.require_services(database_url, broker_url)
+        except bench.BenchRefused as exc:
+            raise CommandError(str(exc)) from exc
+        hosts = BIG if options["big"] else options["hosts"]
+        if hosts < 1:
+            raise CommandError("--hosts must be at least 1")
+        started_at = datetime.now(UTC)
+        stamp = started_at.strftime("%Y%m%dT%H%M%SZ")
+        work_dir = settings.VAR_DIR / "bench" / stamp
+        work_dir.mkdir(parents=True, exist_ok=True)
+        json_out = options["json_out"] or settings.VAR_DIR / "bench" / f"{stamp}-{hosts}.json"
+        # The sampling and settle intervals are zero for the benchmark: it measures the product, not sleeps.
+        settings.MDEFLEET_CPU_SAMPLE_SECONDS = 0
+        if options["concurrency"]:
+            settings.MDEFLEET_SSH_CONCURRENCY = options["concurrency"]
+
+        with bench.scratch_database(database_url, options["database"], keep=options["keep_database"]) as url:
+            self._use_database(options["database"])
+            try:
+                results = self._run(hosts, url, broker_url, work_dir, options)
+            finally:
+                connections.close_all()
+
+        report = self._report(results, hosts, started_at, options)
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=2) + "\n")
+        self.stdout.write("")
+        self.stdout.write(bench.table(results))
+        for key, value in report["ratios"].items():
+            self.stdout.write(f"{key}: {value}")
+        for name, verdict in report["targets"].items():
+            self.stdout.write(f"target {name}: {verdict}")
+        self.stdout.write(f"results: {json_out}  (logs: {work_dir})")
+
+    def _use_database(self, name: str) -> None:
+        """Point this process's connection at the scratch database and migrate it."""
+        connections.close_all()
+        settings.DATABASES["default"]["NAME"] = name
+        connections["default"].settings_dict["NAME"] = name
+        self.stdout.write(f"migrating scratch database {name} ...")
+        call_command("migrate", verbosity=0, interactive=False)
+
+    def _run(
+        self, hosts: int, database_url: str, broker_url: str, work_dir: Path, options: dict[str, Any]
+    ) -> list[bench.PhaseResult]:
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "CELERY_BROKER_URL": broker_url,
+            "MDEFLEET_CPU_SAMPLE_SECONDS": "0",
+            "MDEFLEET_SSH_CONCURRENCY": str(settings.MDEFLEET_SSH_CONCURRENCY),
+            "PYTHONUNBUFFERED": "1",
+        }
+        base_port = bench.free_port_range(options["base_port"], hosts)
+        self.stdout.write(f"setup: {hosts} simulated hosts on ports {base_port}+, discovery (not timed)")
+        sim = bench.SimProcess(
+            hosts=hosts, base_port=base_port, work_dir=work_dir, env=env, time_scale=options["time_scale"]
+        )
+        try:
+            host_ids, profile = bench.fleet_prepare(sim=sim)
+            if len(host_ids) != hosts:
+                self.stderr.write(f"{len(host_ids)} of {hosts} hosts are eligible; the rest are left out")
+            run = bench.BenchRun(
+                hosts=len(host_ids),
+                host_ids=host_ids,
+                profile=profile,
+                work_dir=work_dir,
+                env=env,
+                broker_url=broker_url,
+                timeout=options["timeout"],
+                sim=sim,
+            )
+            return self._phases(run, options)
+        finally:
+            sim.stop()
+
+    def _phases(self, run: bench.BenchRun, options: dict[str, Any]) -> list[bench.PhaseResult]:
+        waves = ["one", "four"] if options["waves"] == "both" else [options["waves"]]
+        workers = [1, 2] if options["workers"] == "both" else [int(options["workers"])]
+        results: list[bench.PhaseResult] = []
+        last_rollout = None
+        for plan in waves:
+            for count in workers:
+                self.stdout.write(f"rollout {plan}-wave on {count} worker(s) ...")
+                result, last_rollout = bench.rollout_phase(run, waves=plan, workers=count)
+                self.stdout.write(f"  {result.wall_s:.1f} s, {result.status}, {result.hosts_failed} failed")
+                results.append(result)
+        if not options["skip_bare"] and last_rollout is not None:
+            self.stdout.write("bare asyncssh floor ...")
+            result = bench.bare_phase(run, rollout=last_rollout)
+            self.stdout.write(f"  {result.wall_s:.1f} s")
+            results.append(result)
+        return results
+
+    def _report(
+        self, results: list[bench.PhaseResult], hosts: int, started_at: datetime, options: dict[str, Any]
+    ) -> dict[str, Any]:
+        import asyncssh
+
+        bare = next((r for r in results if r.phase == "bare asyncssh"), None)
+        ratios = {
+            f"{r.phase} x{r.workers} / bare": round(r.wall_s / bare.wall_s, 2)
+            for r in results
+            if bare is not None and r is not bare and bare.wall_s
+        }
+        return {
+            "started_at": started_at.isoformat(),
+            "hosts": hosts,
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "asyncssh": asyncssh.__version__},
+            "settings": {
+                "MDEFLEET_SSH_CONCURRENCY": settings.MDEFLEET_SSH_CONCURRENCY,
+                "MDEFLEET_SSH_HANDSHAKES": settings.MDEFLEET_SSH_HANDSHAKES,
+                "MDEFLEET_CLAIM_BATCH": settings.MDEFLEET_CLAIM_BATCH,
+                "MDEFLEET_CPU_SAMPLE_SECONDS": 0,
+                "settle_seconds": 0,
+                "sim_time_scale": options["time_scale"],
+            },
+            "options": {k: str(v) for k, v in options.items() if k in ("workers", "waves", "skip_bare", "big")},
+            "results": [r.as_dict() for r in results],
+            "ratios": ratios,
+            "targets": _targets(results, bare),
+        }
+
+
+def _targets(results: list[bench.PhaseResult], bare: bench.PhaseResult | None) -> dict[str, str]:
+    """The issue's targets, judged on this run (they are stated for 1,000 hosts, one wave, on 2 cores)."""
+    one = [r for r in results if r.phase == "rollout one-wave"]
+    if not one:
+        return {}
+    first = one[0]
+    verdicts: dict[str, str] = {}
+
+    def judge(name: str, value: float, limit: float, unit: str = "", below: bool = True) -> None:
+        met = value < limit if below else value <= limit
+        verdicts[name] = (
+            f"{'met' if met else 'MISSED'} ({value:.2f}{unit}, target {'<' if below else '≤'} {limit}{unit})"
+        )
+
+    judge("wall (1,000 hosts, one wave)", first.wall_s, 30, " s")
+    if bare is not None and bare.wall_s:
+        judge("mdefleet / bare", first.wall_s / bare.wall_s, 1.5)
+    if first.queries_per_step is not None:
+        judge("queries per host-step", first.queries_per_step, 2, below=False)
+    if first.worker_peak_rss_mb:
+        judge("worker peak RSS", max(first.worker_peak_rss_mb), 400, " MB")
+    verdicts["one connection per host"] = "met" if first.connections == first.hosts else f"MISSED ({first.connections})"
+    by_workers = {r.workers: r.wall_s for r in one}
+    if 1 in by_workers and 2 in by_workers:
+        faster = by_workers[2] < by_workers[1]
+        verdicts["two workers faster than one"] = (
+            f"{'met' if faster else 'MISSED'} ({by_workers[2]:.1f} s vs {by_workers[1]:.1f} s)"
+        )
+    return verdicts
