@@ -140,15 +140,7 @@ class RolloutSink(Sink):
                     StepResult(
                         host_run_id=r.run_id,
                         attempt=self.runs[r.run_id].attempt,
-                        step=r.step,
-                        status=r.status,
-                        exit_code=r.exit_code,
-                        duration_ms=r.duration_ms,
-                        command=r.command,
-                        output=r.output,
-                        parsed=r.parsed,
-                        reason=r.reason[:500],
-                        finished_at=r.finished_at,
+                        **r.stored_fields(),
                     )
                     for r in steps
                     if r.run_id in owned

@@ -56,6 +56,20 @@ class StepRecord:
     reason: str
     finished_at: datetime
 
+    def stored_fields(self) -> dict[str, Any]:
+        """The fields every stored step row (StepResult, HostCheck) shares, reason bounded to its column."""
+        return {
+            "step": self.step,
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "duration_ms": self.duration_ms,
+            "command": self.command,
+            "output": self.output,
+            "parsed": self.parsed,
+            "reason": self.reason[:500],
+            "finished_at": self.finished_at,
+        }
+
 
 @dataclass
 class HostResult:

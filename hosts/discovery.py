@@ -149,15 +149,7 @@ class DiscoverySink(Sink):
                     HostCheck(
                         run_id=r.run_id,
                         host_id=self.runs[r.run_id].host_id,
-                        step=r.step,
-                        status=r.status,
-                        exit_code=r.exit_code,
-                        duration_ms=r.duration_ms,
-                        command=r.command,
-                        output=r.output,
-                        parsed=r.parsed,
-                        reason=r.reason[:500],
-                        finished_at=r.finished_at,
+                        **r.stored_fields(),
                     )
                     for r in steps
                 ]
