@@ -410,3 +410,45 @@ def json_with_tag(tag: str) -> str:
     settings = copy.deepcopy(RECOMMENDED_BASELINE)
     settings["edr"] = {"tags": [{"key": "GROUP", "value": tag}]}
     return dump_managed_json(build_managed_document(settings, [], ""))
+
+
+# --- failure paths of the remaining steps -----------------------------------------------------------
+
+
+def test_a_repository_the_host_cannot_reach_fails_the_repository_step(fleet: SimFleet) -> None:
+    facts = rollout(fleet, {0: profile()}, only("facts"))
+    fleet.set_faults(0, "no-egress")
+
+    sink = rollout(fleet, {0: profile()}, only("repository", "install"), {0: discovery_facts(facts, 0)})
+
+    assert statuses(sink, 0) == {"repository": StepStatus.FAILED}
+    assert sink.of(0)["repository"].reason.startswith("repository packages-microsoft-com-prod is not configured")
+
+
+def test_an_onboarding_script_that_is_not_the_portal_s_fails_onboarding(fleet: SimFleet) -> None:
+    facts = rollout(fleet, {0: profile()}, only("facts"))
+    broken = profile("py", onboarding="this is not ( a python script\n")
+
+    sink = rollout(fleet, {0: broken}, only("onboarding", "settings"), {0: discovery_facts(facts, 0)})
+
+    assert statuses(sink, 0) == {"onboarding": StepStatus.FAILED}
+    assert "did not produce /etc/opt/microsoft/mdatp/mdatp_onboard.json" in sink.of(0)["onboarding"].reason
+    assert fleet.hosts[0].state.vfs.lookup("/etc/opt/microsoft/mdatp/.mdefleet_onboarding.py") is None
+
+
+def test_settings_that_cannot_be_written_fail_the_settings_step(fleet: SimFleet) -> None:
+    facts = rollout(fleet, {9: profile()}, only("facts"))  # host 9 logs in as deploy (sudo -n)
+    # A user without sudo rights cannot write under /etc: the atomic write fails and says so.
+    plain = Target(**{**target(fleet, 9).__dict__, "use_sudo": False})
+    sink = MemorySink()
+    job = HostJob(
+        run_id=9,
+        target=plain,
+        steps=only("settings", "schedules"),
+        context=StepContext(host_label="h", results=discovery_facts(facts, 9), profile=profile()),
+    )
+    asyncio.run(run_hosts([job], sink, LIMITS))
+
+    assert statuses(sink, 9) == {"settings": StepStatus.FAILED}
+    assert sink.of(9)["settings"].reason.startswith("mdatp_managed.json did not land intact")
+    assert "Permission denied" in sink.of(9)["settings"].reason
