@@ -34,10 +34,6 @@ log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.5
 SNAPSHOT_STEPS = {"snapshot_pre": SnapshotPhase.PRE, "snapshot_post": SnapshotPhase.POST}
-SNAPSHOT_FIELDS = [
-    "cpu_busy_pct", "load_1", "load_5", "load_15", "mem_total_mb", "mem_used_mb", "mem_available_mb",
-    "swap_total_mb", "swap_used_mb", "filesystems", "top_processes", "agent_processes", "samples",
-]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -151,7 +147,7 @@ class RolloutSink(Sink):
                     host_id=self.runs[r.run_id].host_id,
                     phase=SNAPSHOT_STEPS[r.step],
                     taken_at=r.finished_at,
-                    **{k: r.parsed.get(k) for k in SNAPSHOT_FIELDS},
+                    **Snapshot.fields_from(r.parsed),
                 )
                 for r in steps
                 if r.run_id in owned and r.step in SNAPSHOT_STEPS and r.status != StepStatus.FAILED and r.parsed

@@ -34,10 +34,6 @@ from mdefleet.audit import SYSTEM, audit_record
 log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.5
-SNAPSHOT_FIELDS = [
-    "cpu_busy_pct", "load_1", "load_5", "load_15", "mem_total_mb", "mem_used_mb", "mem_available_mb",
-    "swap_total_mb", "swap_used_mb", "filesystems", "top_processes", "agent_processes", "samples",
-]  # fmt: skip
 AGENT_FIELDS = ["agent_version", "definitions_version", "agent_healthy", "org_id", "real_time_protection"]
 HOST_FACT_FIELDS = [
     "distro_id", "distro_version", "distro_name", "kernel", "arch", "cpu_cores", "memory_mb", "facts",
@@ -95,7 +91,7 @@ def host_apply_discovery(host: Host, outcomes: dict[str, Outcome], now: Any) -> 
     snap = outcomes.get("snapshot_pre")
     if snap is None or snap.status == StepStatus.FAILED or not snap.data:
         return None
-    return Snapshot(host=host, phase=SnapshotPhase.PRE, taken_at=now, **{k: snap.data.get(k) for k in SNAPSHOT_FIELDS})
+    return Snapshot(host=host, phase=SnapshotPhase.PRE, taken_at=now, **Snapshot.fields_from(snap.data))
 
 
 def host_apply_way_back(host: Host, outcomes: dict[str, Outcome], now: Any) -> None:

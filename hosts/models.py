@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 
@@ -131,6 +133,17 @@ class Snapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.host} {self.phase} {self.taken_at:%Y-%m-%d %H:%M}"
+
+    # The figures a snapshot step parses, by the names of these fields.
+    DATA_FIELDS = (
+        "cpu_busy_pct", "load_1", "load_5", "load_15", "mem_total_mb", "mem_used_mb", "mem_available_mb",
+        "swap_total_mb", "swap_used_mb", "filesystems", "top_processes", "agent_processes", "samples",
+    )  # fmt: skip
+
+    @classmethod
+    def fields_from(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Model field values from a snapshot step's parsed data (missing figures stay None)."""
+        return {name: data.get(name) for name in cls.DATA_FIELDS}
 
     @property
     def agent_rss_mb(self) -> float:

@@ -89,31 +89,14 @@ class HostSerializer(serializers.ModelSerializer):
             "updated_at",
             "page_url",
         ]
+        # Everything but the connection settings is learned from the host or kept by the app.
         read_only_fields = [
-            "host_key_fingerprint",
-            "host_key_pinned_at",
-            "distro_id",
-            "distro_version",
-            "distro_name",
-            "kernel",
-            "arch",
-            "cpu_cores",
-            "memory_mb",
-            "eligibility",
-            "eligibility_reasons",
-            "agent_state",
-            "agent_version",
-            "definitions_version",
-            "agent_healthy",
-            "org_id",
-            "real_time_protection",
-            "conflicting_applications",
-            "last_seen_at",
-            "last_discovered_at",
-            "last_error",
-            "created_at",
-            "updated_at",
-        ]
+            f
+            for f in fields
+            if f
+            not in {"id", "name", "address", "port", "user", "credential", "tags", "use_sudo", "host_key",
+                    "trust_on_first_use", "page_url"}
+        ]  # fmt: skip
         # The (address, port) uniqueness is checked in validate() with a readable message.
         validators: list[Any] = []
 
