@@ -57,8 +57,11 @@ class DiscoveryStatus(models.TextChoices):
 
 
 class JobKind(models.TextChoices):
-    """What a host job does: discovery (steps 1-5), or the way back (offboard, uninstall)."""
+    """What a host job does: discovery (steps 1-5), the way back, or a look at the host as it is now."""
 
     DISCOVER = "discover", "Discovery"
     OFFBOARD = "offboard", "Offboard"
     UNINSTALL = "uninstall", "Uninstall"
+    SNAPSHOT = "snapshot", "Snapshot"
+    HEALTH = "health", "Health refresh"
+    DIAGNOSE = "diagnose", "High-CPU diagnosis"

@@ -48,6 +48,16 @@ def rotate(token: str) -> str:
     return _fernet().rotate(token.encode()).decode()
 
 
+def is_current(token: str) -> bool:
+    """True when the token is encrypted under the newest key (nothing for rotate_keys to do)."""
+    primary = _fernet()._fernets[0]  # MultiFernet encrypts with its first key
+    try:
+        primary.decrypt(token.encode())
+    except InvalidToken:
+        return False
+    return True
+
+
 def generate_key() -> str:
     """A new Fernet key for MDEFLEET_FERNET_KEYS."""
     return Fernet.generate_key().decode()

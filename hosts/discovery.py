@@ -1,4 +1,7 @@
-"""Discovery: run steps 1-5 on claimed hosts and store facts, eligibility and a snapshot.
+"""Host jobs: discovery (steps 1-5), the way back, ad-hoc snapshots, health refresh and high-CPU diagnosis.
+
+Discovery stores facts, eligibility and a pre snapshot; the other kinds store what their steps learned
+(``HOST_APPLY``), and every kind keeps each step's record as a ``HostCheck``.
 
 Claims are rows of ``DiscoveryHost`` taken with ``select_for_update(skip_locked=True)``; each
 carries the worker's name and a heartbeat, so a worker that died leaves rows another can take
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -34,7 +38,10 @@ from mdefleet.audit import SYSTEM, audit_record
 log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.5
-AGENT_FIELDS = ["agent_version", "definitions_version", "agent_healthy", "org_id", "real_time_protection"]
+AGENT_FIELDS = [
+    "agent_version", "definitions_version", "definitions_updated_at", "agent_healthy", "org_id",
+    "real_time_protection",
+]  # fmt: skip
 HOST_FACT_FIELDS = [
     "distro_id", "distro_version", "distro_name", "kernel", "arch", "cpu_cores", "memory_mb", "facts",
     "eligibility", "eligibility_reasons", "last_seen_at", "last_discovered_at", "last_error", "agent_state",
@@ -113,6 +120,64 @@ def host_apply_way_back(host: Host, outcomes: dict[str, Outcome], now: Any) -> N
     return None
 
 
+def host_apply_seen(host: Host, outcomes: dict[str, Outcome], now: Any) -> None:
+    """Whether the host answered: last seen, or the connection error."""
+    connect = outcomes.get("connect")
+    host.last_error = connect.reason[:500] if connect is not None else ""
+    if connect is None:
+        host.last_seen_at = now
+
+
+def host_apply_snapshot(host: Host, outcomes: dict[str, Outcome], now: Any) -> Snapshot | None:
+    """An ad-hoc snapshot job: refreshed facts (eligibility is left as discovery judged it) and the snapshot."""
+    host_apply_seen(host, outcomes, now)
+    facts = outcomes.get("facts")
+    if facts is not None and facts.status != StepStatus.FAILED and facts.data:
+        data = facts.data
+        host.distro_id = str(data.get("distro_id") or host.distro_id)[:40]
+        host.distro_version = str(data.get("distro_version") or host.distro_version)[:40]
+        host.distro_name = str(data.get("distro_name") or host.distro_name)[:120]
+        host.kernel = str(data.get("kernel") or host.kernel)[:120]
+        host.arch = str(data.get("arch") or host.arch)[:20]
+        host.cpu_cores = data.get("cpu_cores") or host.cpu_cores
+        host.memory_mb = data.get("memory_mb") or host.memory_mb
+    snap = outcomes.get("snapshot_adhoc")
+    if snap is None or snap.status == StepStatus.FAILED or not snap.data:
+        return None
+    return Snapshot(host=host, phase=SnapshotPhase.ADHOC, taken_at=now, **Snapshot.fields_from(snap.data))
+
+
+def host_apply_health(host: Host, outcomes: dict[str, Outcome], now: Any) -> None:
+    """A fleet health refresh: the agent's state from ``mdatp health`` (the rollout's own reading)."""
+    from deployments.agent_state import host_agent_fields
+
+    host_apply_seen(host, outcomes, now)
+    health = outcomes.get("health")
+    if health is None:
+        return
+    if not health.data:
+        # mdatp answered nothing a health reading is made of: not installed (any more) or not running.
+        if "not on the PATH" in health.reason:
+            host.agent_state = AgentState.ABSENT
+        return
+    for name, value in host_agent_fields(outcomes).items():
+        setattr(host, name, value)
+    minutes = health.data.get("definitions_updated_minutes_ago")
+    if isinstance(minutes, int):
+        host.definitions_updated_at = now - timedelta(minutes=minutes)
+
+
+# How each job kind's results land on the host; a function may return the snapshot to store.
+HOST_APPLY: dict[str, Callable[[Host, dict[str, Outcome], Any], Snapshot | None]] = {
+    JobKind.DISCOVER: host_apply_discovery,
+    JobKind.OFFBOARD: host_apply_way_back,
+    JobKind.UNINSTALL: host_apply_way_back,
+    JobKind.SNAPSHOT: host_apply_snapshot,
+    JobKind.HEALTH: host_apply_health,
+    JobKind.DIAGNOSE: host_apply_seen,
+}
+
+
 class DiscoverySink(Sink):
     """Buffers step records and host results; ``write`` stores each batch in one transaction."""
 
@@ -173,10 +238,7 @@ class DiscoverySink(Sink):
                     target=host,
                     details={"after": host.host_key_fingerprint, "reason": "trust on first use"},
                 )
-            if self.kind == JobKind.DISCOVER:
-                snapshot = host_apply_discovery(host, result.outcomes, now)
-            else:
-                snapshot = host_apply_way_back(host, result.outcomes, now)
+            snapshot = HOST_APPLY[self.kind](host, result.outcomes, now)
             if snapshot is not None:
                 snapshots.append(snapshot)
             run.status, run.reason, run.finished_at = result.status, result.reason[:500], now
@@ -209,7 +271,8 @@ def _jobs_for(runs: list[DiscoveryHost], job: Discovery) -> list[HostJob]:
             context=StepContext(
                 host_label=hosts[run.host_id].name,
                 cpu_sample_seconds=settings.MDEFLEET_CPU_SAMPLE_SECONDS,
-                profile=payload,
+                cpu_samples=settings.MDEFLEET_SNAPSHOT_SAMPLES,
+                profile=payload if job.kind == JobKind.OFFBOARD else None,
             ),
             trust_on_first_use=hosts[run.host_id].trust_on_first_use,
         )

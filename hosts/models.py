@@ -84,6 +84,9 @@ class Host(models.Model):
     agent_state = models.CharField(max_length=20, choices=AgentState.choices, default=AgentState.UNKNOWN, db_index=True)
     agent_version = models.CharField(max_length=40, blank=True)
     definitions_version = models.CharField(max_length=40, blank=True)
+    definitions_updated_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the agent last took definitions"
+    )
     agent_healthy = models.BooleanField(null=True, blank=True)
     org_id = models.CharField(max_length=64, blank=True)
     real_time_protection = models.BooleanField(null=True, blank=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,10 +35,27 @@ def host_latest_checks(*, host: Host, with_output: bool = False) -> list[HostChe
     run_id = HostCheck.objects.filter(host=host).order_by("-id").values_list("run_id", flat=True).first()
     if run_id is None:
         return []
-    checks = HostCheck.objects.filter(host=host, run_id=run_id).annotate(discovery_id=F("run__discovery_id"))
+    checks = HostCheck.objects.filter(host=host, run_id=run_id).annotate(
+        discovery_id=F("run__discovery_id"), job_kind=F("run__discovery__kind")
+    )
     if not with_output:
         checks = checks.defer("output", "parsed")
     return list(checks.order_by("id"))
+
+
+def latest_diagnoses(host_ids: Iterable[int]) -> dict[int, HostCheck]:
+    """Each host's latest high-CPU diagnosis (the ``diagnose`` step's record), by host id, in one query."""
+    ids = list(host_ids)
+    if not ids:
+        return {}
+    checks = (
+        HostCheck.objects.filter(host_id__in=ids, step="diagnose")
+        .annotate(discovery_id=F("run__discovery_id"))
+        .defer("output")
+        .order_by("host_id", "-id")
+        .distinct("host_id")  # PostgreSQL's DISTINCT ON: the newest row per host
+    )
+    return {check.host_id: check for check in checks}
 
 
 def host_check_get(*, host: Host, check_id: int) -> HostCheck:
@@ -85,7 +103,11 @@ def discovery_host_runs(*, discovery: Discovery) -> QuerySet[DiscoveryHost]:
 
 def credential_list() -> QuerySet[Credential]:
     """Credentials with the number of hosts using each (secrets deferred: never needed for listing)."""
-    return Credential.objects.defer("secret_encrypted", "passphrase_encrypted").annotate(host_count=Count("hosts")).order_by("name")
+    return (
+        Credential.objects.defer("secret_encrypted", "passphrase_encrypted")
+        .annotate(host_count=Count("hosts"))
+        .order_by("name")
+    )
 
 
 def tag_names() -> list[str]:

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from hosts import crypto
+from hosts.choices import AgentState, DiscoveryStatus, JobKind
 from hosts.models import Credential, Discovery, DiscoveryHost, Host, Tag
 from mdefleet.audit import Actor, audit_record
 from mdefleet.tasks import enqueue
@@ -302,3 +303,53 @@ def hosts_way_back_start(*, actor: Actor, hosts: Iterable[Host], kind: str, offb
         tasks = max(1, -(-len(host_list) // settings.MDEFLEET_CLAIM_BATCH))
         transaction.on_commit(lambda: enqueue(discovery_run_task, job.pk, copies=tasks))
     return job
+
+
+# --- looking at hosts as they are: ad-hoc snapshot, health refresh, high-CPU diagnosis ---------
+
+
+class HostJobInvalid(ValueError):
+    """A snapshot / health / diagnosis request that cannot run; the message says why. Nothing was saved."""
+
+
+# Jobs that only read the host: safe on any host at any time, even one inside a rollout.
+LOOK_JOBS = (JobKind.SNAPSHOT, JobKind.HEALTH, JobKind.DIAGNOSE)
+# Hosts the periodic jobs visit: the agent is installed (onboarded or not).
+AGENT_STATES_INSTALLED = (AgentState.INSTALLED, AgentState.HEALTHY, AgentState.UNHEALTHY)
+
+
+def host_job_start(*, actor: Actor, hosts: Iterable[Host], kind: str) -> Discovery:
+    """Start an ad-hoc snapshot, a health refresh or a high-CPU diagnosis on the hosts; enqueued on commit."""
+    from hosts.tasks import discovery_run_task
+
+    if kind not in LOOK_JOBS:
+        raise HostJobInvalid(f"kind must be one of {', '.join(LOOK_JOBS)}")
+    host_ids = sorted({h.pk for h in hosts})
+    if not host_ids:
+        raise HostJobInvalid("choose at least one host")
+    with transaction.atomic():
+        job = Discovery.objects.create(created_by=actor.user, kind=kind)
+        DiscoveryHost.objects.bulk_create([DiscoveryHost(discovery=job, host_id=pk) for pk in host_ids])
+        audit_record(
+            actor=actor, action=f"host.{kind}", target=job, details={"hosts": len(host_ids), "host_ids": host_ids[:200]}
+        )
+        tasks = max(1, -(-len(host_ids) // settings.MDEFLEET_CLAIM_BATCH))
+        transaction.on_commit(lambda: enqueue(discovery_run_task, job.pk, copies=tasks))
+    return job
+
+
+def fleet_job_start(*, actor: Actor, kind: str) -> Discovery | None:
+    """A job of this kind over every host with the agent installed (the periodic schedules).
+
+    Skipped (None) when no host has the agent, or while the previous scheduled job of the kind is
+    still open, so a slow fleet never piles jobs up.
+    """
+    still_open = Discovery.objects.filter(
+        kind=kind, created_by=None, status__in=[DiscoveryStatus.QUEUED, DiscoveryStatus.RUNNING]
+    )
+    if actor.user is None and still_open.exists():
+        return None
+    hosts = list(Host.objects.filter(agent_state__in=AGENT_STATES_INSTALLED).only("id"))
+    if not hosts:
+        return None
+    return host_job_start(actor=actor, hosts=hosts, kind=kind)

@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Any
 
 import asyncssh
+from asyncssh.encryption import get_default_encryption_algs
 from asyncssh.public_key import get_default_public_key_algs
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,10 @@ CLOSE_WAIT = 2.0
 TIMEOUT_EXIT_STATUSES = (124, 137)
 # Keepalives missed in a row before the connection counts as lost.
 KEEPALIVE_COUNT_MAX = 3
+# Ciphers asked for first. asyncssh's default, chacha20-poly1305, builds a cipher object per packet:
+# measured at a third more CPU per host (client and server) than AES-GCM, which every OpenSSH since
+# 6.2 offers. Older servers still agree on one of the defaults that follow.
+PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 
 
 class SSHFailure(Exception):
@@ -169,8 +174,9 @@ class _CappedBuffer:
         return self.total > self._kept
 
     def text(self) -> str:
-        # Hosts may print anything; a cut at the cap may also split a character.
-        return b"".join(self._chunks).decode("utf-8", errors="replace")
+        # Hosts may print anything; a cut at the cap may also split a character. NUL is valid
+        # UTF-8 but PostgreSQL text and jsonb refuse it: one such byte would fail the whole batch.
+        return b"".join(self._chunks).decode("utf-8", errors="replace").replace("\x00", "\ufffd")
 
 
 class _CommandSession(asyncssh.SSHClientSession[bytes]):
@@ -266,6 +272,7 @@ class HostSession:
                     # reached by another name or port is still checked against the same key.
                     known_hosts=([pinned], [], []),
                     server_host_key_algs=_host_key_algs(pinned),
+                    encryption_algs=encryption_algs(),
                     # Nothing from the worker's own ~/.ssh: no config, CA bundle, agent or default keys.
                     config=None,
                     x509_trusted_certs=None,
@@ -405,6 +412,12 @@ def _host_key_algs(pinned: asyncssh.SSHKey) -> list[str]:
     preferred = [alg.decode() for alg in pinned.sig_algorithms]
     others = [alg.decode() for alg in get_default_public_key_algs() if alg.decode() not in preferred]
     return preferred + others
+
+
+def encryption_algs() -> list[str]:
+    """The ciphers offered, cheapest first (``PREFERRED_CIPHERS``), then the rest of asyncssh's defaults."""
+    rest = [alg.decode() for alg in get_default_encryption_algs() if alg.decode() not in PREFERRED_CIPHERS]
+    return [*PREFERRED_CIPHERS, *rest]
 
 
 def _client_keys(target: Target) -> list[asyncssh.SSHKey] | None:

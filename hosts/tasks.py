@@ -27,3 +27,25 @@ def discoveries_tick_task() -> int:
     from hosts.discovery import discoveries_tick
 
     return discoveries_tick()
+
+
+@shared_task(acks_late=True)
+def periodic_snapshots_task() -> int | None:
+    """Periodic (beat): an ad-hoc snapshot of every host with the agent installed; returns the job id."""
+    from hosts.choices import JobKind
+    from hosts.services import fleet_job_start
+    from mdefleet.audit import SYSTEM
+
+    job = fleet_job_start(actor=SYSTEM, kind=JobKind.SNAPSHOT)
+    return job.pk if job else None
+
+
+@shared_task(acks_late=True)
+def fleet_health_refresh_task() -> int | None:
+    """Periodic (beat): ``mdatp health`` on every host with the agent installed; returns the job id."""
+    from hosts.choices import JobKind
+    from hosts.services import fleet_job_start
+    from mdefleet.audit import SYSTEM
+
+    job = fleet_job_start(actor=SYSTEM, kind=JobKind.HEALTH)
+    return job.pk if job else None

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, trigger_client_event
 
 from hosts import importing, selectors, services
-from hosts.choices import DiscoveryStatus, RunStatus
+from hosts.choices import DiscoveryStatus, JobKind, RunStatus
 from hosts.filters import HostFilterSet
 from hosts.forms import CredentialForm, DiscoverForm, HostKeyForm, ImportForm, WayBackForm
 from hosts.models import Discovery, Host
@@ -172,6 +172,7 @@ def host_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "top_processes": selectors.snapshot_processes(processes=latest.top_processes) if latest else [],
         "agent_processes": selectors.snapshot_processes(processes=latest.agent_processes) if latest else [],
         "checks": selectors.host_latest_checks(host=host),
+        "diagnosis": selectors.latest_diagnoses([host.pk]).get(host.pk),
     }
     active = (
         selectors.discovery_list()
@@ -181,6 +182,37 @@ def host_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if active is not None:
         context.update(_progress_context(active))
     return render(request, "hosts/host_detail.html", context)
+
+
+def _host_job(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
+    """Start a look-only job (snapshot, health, diagnosis) on one host; htmx gets the progress panel."""
+    host = get_object_or_404(Host.objects.only("id", "name"), pk=pk)
+    job = services.host_job_start(actor=Actor.from_request(request), hosts=[host], kind=kind)
+    if request.htmx:
+        return render(request, "hosts/partials/discovery_progress.html", _progress_context(job))
+    messages.success(request, f"{job.get_kind_display()} #{job.pk} started on {host.name}.")
+    return redirect("hosts:host", pk=host.pk)
+
+
+@require_POST
+@role_required(OPERATOR)
+def host_snapshot(request: HttpRequest, pk: int) -> HttpResponse:
+    """Take an ad-hoc resource snapshot of the host now (facts, then the multi-sample snapshot)."""
+    return _host_job(request, pk, JobKind.SNAPSHOT)
+
+
+@require_POST
+@role_required(OPERATOR)
+def host_health(request: HttpRequest, pk: int) -> HttpResponse:
+    """Read ``mdatp health`` now and update the agent's state on the host."""
+    return _host_job(request, pk, JobKind.HEALTH)
+
+
+@require_POST
+@role_required(OPERATOR)
+def host_diagnose(request: HttpRequest, pk: int) -> HttpResponse:
+    """Run the seed's high-CPU investigation on the host; the result shows on the host page."""
+    return _host_job(request, pk, JobKind.DIAGNOSE)
 
 
 @require_GET

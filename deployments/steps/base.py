@@ -14,6 +14,13 @@ from hosts.choices import StepStatus
 from hosts.ssh import CommandResult
 
 
+def default_cpu_samples() -> int:
+    """The sampling plan's number of CPU readings (MDEFLEET_SNAPSHOT_SAMPLES; 1 outside Django)."""
+    from django.conf import settings
+
+    return int(getattr(settings, "MDEFLEET_SNAPSHOT_SAMPLES", 1)) if settings.configured else 1
+
+
 @dataclass
 class StepContext:
     """What a step may read: the host, earlier steps' parsed data, and run settings."""
@@ -23,6 +30,8 @@ class StepContext:
     proxy: str = ""
     cpu_sample_seconds: int = 2
     profile: Any = None
+    # CPU readings a snapshot takes (each ``cpu_sample_seconds`` long); the setting unless a caller says.
+    cpu_samples: int = field(default_factory=lambda: default_cpu_samples())
 
     def data(self, step_key: str) -> dict[str, Any]:
         """Parsed data of an earlier step ({} if it did not run)."""
@@ -63,7 +72,8 @@ class Step:
     # Seconds the command may run before the runner gives up on it (None: the default).
     timeout: float | None = None
 
-    # Polling steps (health right after onboarding): how often to re-run while evaluate says retry.
+    # Polling steps (health right after onboarding): re-run while evaluate says retry, for up to
+    # (attempts - 1) * retry_delay seconds; the runner asks sooner at first (runner.poll_delays).
     attempts: int = 1
     retry_delay: float = 10
 

@@ -9,7 +9,7 @@ from deployments.steps.conflicts import ConflictsStep
 from deployments.steps.facts import FactsStep
 from deployments.steps.network import NetworkStep
 from deployments.steps.requirements import RequirementsStep
-from deployments.steps.snapshot import PostSnapshotStep, SnapshotStep
+from deployments.steps.snapshot import AdhocSnapshotStep, PostSnapshotStep, SnapshotStep
 
 # Steps 1-5 of the checklist: what a discovery runs on every host, in order.
 DISCOVERY_STEPS: tuple[Step, ...] = (
@@ -74,4 +74,14 @@ def job_steps(kind: str) -> tuple[Step, ...]:
         return (FactsStep(), OffboardStep(), OffboardVerifyStep())
     if kind == "uninstall":
         return (FactsStep(), UninstallStep())
+    if kind == "snapshot":
+        return (FactsStep(), AdhocSnapshotStep())
+    if kind == "health":
+        from deployments.steps.health import HealthRefreshStep
+
+        return (HealthRefreshStep(),)
+    if kind == "diagnose":
+        from deployments.steps.diagnose import DiagnoseStep
+
+        return (DiagnoseStep(),)
     return DISCOVERY_STEPS

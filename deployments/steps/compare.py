@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from deployments.comparison import METRICS, host_deltas
-from deployments.gates import normalize_gates
+from deployments.gates import critical_limits
 from deployments.steps.base import Outcome, Step, StepContext
 from hosts.ssh import CommandResult
 
@@ -21,7 +21,8 @@ class CompareStep(Step):
 
     def evaluate(self, ctx: StepContext, result: CommandResult) -> Outcome:
         deltas = host_deltas(ctx.data("snapshot_pre"), ctx.data("snapshot_post"))
-        thresholds = normalize_gates(getattr(ctx.profile, "gates", None))["regression"]
+        # Per-host absolute limits only: relative rules and the wave median are judged by the wave gate.
+        thresholds = critical_limits(getattr(ctx.profile, "gates", None))
         over, missing = [], []
         for metric, limit in thresholds.items():
             if limit is None:

@@ -60,3 +60,21 @@ class HealthStep(Step):
             mode = "passive mode" if health.get("passive_mode_enabled") else "real-time protection off"
             return Outcome.warn(f"healthy and onboarded, but {mode}: files are not scanned on access", **data)
         return Outcome.ok(f"healthy, licensed, org {health.get('org_id')}, version {health.get('app_version')}", **data)
+
+
+class HealthRefreshStep(HealthStep):
+    """``mdatp health`` once, for the fleet health refresh: the agent's state as it is, no waiting."""
+
+    title = "Agent health (refresh)"
+    attempts = 1
+
+    def evaluate(self, ctx: StepContext, result: CommandResult) -> Outcome:
+        outcome = super().evaluate(ctx, result)
+        if outcome.retry:
+            # Nothing is settling on a refresh: an unlicensed or updating agent is simply reported.
+            reason = outcome.reason.removesuffix(" after waiting")
+            return Outcome.warn(
+                reason.replace("not licensed yet (onboarding not taken)", "not licensed (not onboarded)"),
+                **outcome.data,
+            )
+        return outcome

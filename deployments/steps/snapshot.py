@@ -1,7 +1,13 @@
-"""Steps 5 and 16 — resource snapshot: CPU over an interval, load, memory, filesystems, processes."""
+"""Steps 5 and 16 (and ad-hoc) — resource snapshot: CPU over several intervals, load, memory, filesystems, processes.
+
+The sampling plan (``ctx.cpu_samples`` readings of ``ctx.cpu_sample_seconds`` each) gives one CPU
+busy % per interval; every sample is kept and the median is the figure the gates judge.
+"""
 
 from __future__ import annotations
 
+import itertools
+import statistics
 from typing import Any
 
 from deployments.steps.base import Outcome, Step, StepContext, sections
@@ -61,8 +67,35 @@ def filesystems(df_text: str, dfi_text: str) -> list[dict[str, Any]]:
     return merged
 
 
+def sample_plan(ctx: StepContext) -> tuple[int, int]:
+    """(readings of CPU busy %, seconds each): one reading when the interval is zero (the benchmark)."""
+    seconds = max(0, int(ctx.cpu_sample_seconds))
+    samples = max(1, int(ctx.cpu_samples)) if seconds else 1
+    return samples, seconds
+
+
+def cpu_samples(parts: dict[str, str], interval: int) -> list[dict[str, Any]]:
+    """CPU busy % between each consecutive pair of ``statN`` readings, in order (None where no time passed)."""
+    readings = []
+    index = 0
+    while f"stat{index}" in parts:
+        readings.append(parse_proc_stat_cpu(parts[f"stat{index}"]))
+        index += 1
+    samples = []
+    for first, second in itertools.pairwise(readings):
+        if first and second:
+            samples.append({"interval_s": interval, "cpu_busy_pct": cpu_busy_pct(first, second)})
+    return samples
+
+
+def median_busy(samples: list[dict[str, Any]]) -> float | None:
+    """The gated figure: the median of the samples that have one, so a single spike decides nothing."""
+    values = [s["cpu_busy_pct"] for s in samples if s["cpu_busy_pct"] is not None]
+    return round(statistics.median(values), 1) if values else None
+
+
 class SnapshotStep(Step):
-    """Two /proc/stat readings around a sleep give CPU busy %; the rest is read once."""
+    """N+1 /proc/stat readings with sleeps between give N CPU busy % samples (median kept); the rest is read once."""
 
     key = "snapshot_pre"
     number = 5
@@ -71,13 +104,12 @@ class SnapshotStep(Step):
     phase = "pre"
 
     def command(self, ctx: StepContext) -> str:
-        seconds = max(0, int(ctx.cpu_sample_seconds))
+        samples, seconds = sample_plan(ctx)
+        readings: list[str] = [marker("stat0"), "head -n 1 /proc/stat"]
+        for index in range(1, samples + 1):
+            readings += [f"sleep {seconds}", marker(f"stat{index}"), "head -n 1 /proc/stat"]
         return join(
-            marker("stat0"),
-            "head -n 1 /proc/stat",
-            f"sleep {seconds}",
-            marker("stat1"),
-            "head -n 1 /proc/stat",
+            *readings,
             marker("loadavg"),
             "cat /proc/loadavg",
             marker("meminfo"),
@@ -104,10 +136,9 @@ class SnapshotStep(Step):
         warnings: list[str] = []
 
         interval = max(0, int(ctx.cpu_sample_seconds))
-        first = parse_proc_stat_cpu(parts.get("stat0", ""))
-        second = parse_proc_stat_cpu(parts.get("stat1", ""))
-        busy = cpu_busy_pct(first, second) if first and second else None
-        if not (first and second):
+        samples = cpu_samples(parts, interval)
+        busy = median_busy(samples)
+        if not samples:
             absent.append("CPU counters (/proc/stat)")
         elif busy is None:
             warnings.append("CPU busy % could not be computed: the counters did not move between readings")
@@ -148,7 +179,7 @@ class SnapshotStep(Step):
             "filesystems": mounts,
             "top_processes": top_processes(by_cpu, by_rss),
             "agent_processes": agent,
-            "samples": [{"interval_s": interval, "cpu_busy_pct": busy}] if first and second else [],
+            "samples": samples,
         }
         # The summary is only shown when nothing is missing, so every figure in it is known.
         summary = "" if warnings else self._summary(data, interval)
@@ -157,8 +188,14 @@ class SnapshotStep(Step):
     def _summary(self, data: dict[str, Any], interval: int) -> str:
         """One line a person can read: CPU, load, memory, the fullest filesystem."""
         fullest = max(data["filesystems"], key=lambda fs: fs["use_pct"] or 0, default=None)
+        samples = data["samples"]
+        if len(samples) > 1:
+            each = ", ".join("—" if s["cpu_busy_pct"] is None else f"{s['cpu_busy_pct']}" for s in samples)
+            cpu = f"CPU {data['cpu_busy_pct']}% busy (median of {len(samples)} samples of {interval} s: {each})"
+        else:
+            cpu = f"CPU {data['cpu_busy_pct']}% busy over {interval} s"
         parts = [
-            f"CPU {data['cpu_busy_pct']}% busy over {interval} s",
+            cpu,
             f"load {data['load_1']} / {data['load_5']} / {data['load_15']}",
             f"memory {data['mem_used_mb']:,.0f} of {data['mem_total_mb']:,.0f} MB used",
             f"{len(data['filesystems'])} filesystems",
@@ -176,3 +213,12 @@ class PostSnapshotStep(SnapshotStep):
     number = 16
     title = "Resource snapshot (post)"
     phase = "post"
+
+
+class AdhocSnapshotStep(SnapshotStep):
+    """The same capture at any time: from the host page, the API or the periodic schedule."""
+
+    key = "snapshot_adhoc"
+    number = 5
+    title = "Resource snapshot (ad hoc)"
+    phase = "adhoc"

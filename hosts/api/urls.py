@@ -10,6 +10,8 @@ app_name = "hosts-api"
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
+# JSON only: the ".json" suffix routes crashed the @action views (they take no format argument).
+router.include_format_suffixes = False
 router.register("hosts", views.HostViewSet, basename="host")
 router.register("discoveries", views.DiscoveryViewSet, basename="discovery")
 router.register("credentials", views.CredentialViewSet, basename="credential")

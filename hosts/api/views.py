@@ -13,7 +13,7 @@ from django.db.models import ProtectedError
 from django.urls import reverse
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -24,8 +24,9 @@ from rest_framework.response import Response
 from hosts import importing, selectors, services
 from hosts.api import serializers as s
 from hosts.api.pagination import StandardPagination
-from hosts.filters import HostFilterSet
-from hosts.models import Host
+from hosts.choices import JobKind, SnapshotPhase
+from hosts.filters import CredentialFilterSet, DiscoveryFilterSet, HostFilterSet, SnapshotFilterSet
+from hosts.models import Discovery, Host
 from mdefleet.audit import Actor
 from mdefleet.roles import ADMIN, OPERATOR
 
@@ -40,6 +41,17 @@ def _flat_errors(detail: Any, field: str = "request") -> list[dict[str, Any]]:
     if isinstance(detail, list):
         return [item for value in detail for item in _flat_errors(value, field)]
     return [{"line": 0, "field": field, "message": str(detail)}]
+
+
+def _job_accepted(job: Discovery, hosts: int) -> Response:
+    """202 with where to follow a host job (API and page)."""
+    body = {
+        "id": job.pk,
+        "hosts": hosts,
+        "url": reverse("hosts-api:discovery-detail", args=[job.pk]),
+        "page_url": reverse("hosts:discovery", args=[job.pk]),
+    }
+    return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
 @extend_schema_view(
@@ -164,6 +176,12 @@ class HostViewSet(
     )
     @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)
     def discover(self, request: Request) -> Response:
+        hosts = self._hosts_requested(request)
+        discovery = services.discovery_start(actor=Actor.from_request(request), hosts=hosts)
+        return _job_accepted(discovery, len(hosts))
+
+    def _hosts_requested(self, request: Request) -> list[Host]:
+        """The hosts a ``{ids}`` or ``{filter}`` body names (400 for unknown ids, a bad filter, or none)."""
         form = s.DiscoverRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         if "ids" in form.validated_data:
@@ -183,14 +201,90 @@ class HostViewSet(
             hosts = list(filterset.qs.only("id"))
         if not hosts:
             raise ValidationError({"filter": "no host matches"})
-        discovery = services.discovery_start(actor=Actor.from_request(request), hosts=hosts)
-        body = {
-            "id": discovery.pk,
-            "hosts": len(hosts),
-            "url": reverse("hosts-api:discovery-detail", args=[discovery.pk]),
-            "page_url": reverse("hosts:discovery", args=[discovery.pk]),
-        }
-        return Response(body, status=status.HTTP_202_ACCEPTED)
+        return hosts
+
+    def _look(self, request: Request, kind: str, hosts: list[Host]) -> Response:
+        job = services.host_job_start(actor=Actor.from_request(request), hosts=hosts, kind=kind)
+        return _job_accepted(job, len(hosts))
+
+    @extend_schema(
+        operation_id="hosts_snapshot_many",
+        summary="Take an ad-hoc resource snapshot of many hosts (by ids or by filter)",
+        request=s.DiscoverRequestSerializer,
+        responses={202: s.DiscoverResultSerializer, 400: OpenApiResponse(description="Bad ids or filter")},
+    )
+    @action(
+        detail=False, methods=["post"], url_path="snapshot", url_name="snapshot-many",
+        filter_backends=[], pagination_class=None,
+    )  # fmt: skip
+    def snapshot_many(self, request: Request) -> Response:
+        return self._look(request, JobKind.SNAPSHOT, self._hosts_requested(request))
+
+    @extend_schema(
+        operation_id="hosts_health_many",
+        summary="Refresh the agent's health (mdatp health) on many hosts (by ids or by filter)",
+        request=s.DiscoverRequestSerializer,
+        responses={202: s.DiscoverResultSerializer, 400: OpenApiResponse(description="Bad ids or filter")},
+    )
+    @action(
+        detail=False, methods=["post"], url_path="health", url_name="health-many",
+        filter_backends=[], pagination_class=None,
+    )  # fmt: skip
+    def health_many(self, request: Request) -> Response:
+        return self._look(request, JobKind.HEALTH, self._hosts_requested(request))
+
+    @extend_schema(
+        operation_id="hosts_diagnose_many",
+        summary="Run the high-CPU diagnosis on many hosts (by ids or by filter)",
+        request=s.DiscoverRequestSerializer,
+        responses={202: s.DiscoverResultSerializer, 400: OpenApiResponse(description="Bad ids or filter")},
+    )
+    @action(
+        detail=False, methods=["post"], url_path="diagnose", url_name="diagnose-many",
+        filter_backends=[], pagination_class=None,
+    )  # fmt: skip
+    def diagnose_many(self, request: Request) -> Response:
+        return self._look(request, JobKind.DIAGNOSE, self._hosts_requested(request))
+
+    @extend_schema(
+        summary="Take an ad-hoc resource snapshot of this host now",
+        request=None,
+        responses={202: s.DiscoverResultSerializer},
+    )
+    @action(detail=True, methods=["post"], url_path="snapshot", filter_backends=[], pagination_class=None)
+    def snapshot(self, request: Request, pk: str | None = None) -> Response:
+        return self._look(request, JobKind.SNAPSHOT, [self.get_object()])
+
+    @extend_schema(
+        summary="Refresh this host's agent health now", request=None, responses={202: s.DiscoverResultSerializer}
+    )
+    @action(detail=True, methods=["post"], url_path="health", filter_backends=[], pagination_class=None)
+    def health(self, request: Request, pk: str | None = None) -> Response:
+        return self._look(request, JobKind.HEALTH, [self.get_object()])
+
+    @extend_schema(
+        summary="Run the high-CPU diagnosis on this host (hot Defender process and thread, hot event sources)",
+        request=None,
+        responses={202: s.DiscoverResultSerializer},
+    )
+    @action(detail=True, methods=["post"], url_path="diagnose", filter_backends=[], pagination_class=None)
+    def diagnose(self, request: Request, pk: str | None = None) -> Response:
+        return self._look(request, JobKind.DIAGNOSE, [self.get_object()])
+
+    @extend_schema(
+        summary="The host's latest high-CPU diagnosis (404 when none ran)",
+        responses={200: s.HostCheckSerializer, 404: OpenApiResponse(description="No diagnosis yet")},
+    )
+    @action(
+        detail=True, methods=["get"], url_path="diagnosis", filter_backends=[], pagination_class=None,
+        serializer_class=s.HostCheckSerializer,
+    )  # fmt: skip
+    def diagnosis(self, request: Request, pk: str | None = None) -> Response:
+        host = self.get_object()
+        check = selectors.latest_diagnoses([host.pk]).get(host.pk)
+        if check is None:
+            return Response({"detail": "No diagnosis has run on this host."}, status=status.HTTP_404_NOT_FOUND)
+        return Response(s.HostCheckSerializer(check).data)
 
     @extend_schema(
         summary="Offboard or uninstall Defender on hosts (the way back)",
@@ -223,11 +317,27 @@ class HostViewSet(
         }
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(summary="The host's snapshots, newest first", responses=s.SnapshotSerializer(many=True))
+    @extend_schema(
+        summary="The host's snapshots, newest first (filter by phase and capture time)",
+        parameters=[
+            OpenApiParameter("phase", OpenApiTypes.STR, enum=list(SnapshotPhase.values), description="Phase"),
+            OpenApiParameter("taken_after", OpenApiTypes.DATETIME, description="Taken at or after (ISO 8601)"),
+            OpenApiParameter("taken_before", OpenApiTypes.DATETIME, description="Taken before (ISO 8601)"),
+            OpenApiParameter(
+                "ordering",
+                OpenApiTypes.STR,
+                description="taken_at, cpu_busy_pct or mem_used_mb; prefix - for descending; comma-separated",
+            ),
+        ],
+        responses=s.SnapshotSerializer(many=True),
+    )
     @action(detail=True, methods=["get"], filter_backends=[], serializer_class=s.SnapshotSerializer)
     def snapshots(self, request: Request, pk: str | None = None) -> Response:
         host = self.get_object()
-        page = self.paginate_queryset(selectors.host_snapshots(host=host))
+        filterset = SnapshotFilterSet(request.query_params, queryset=selectors.host_snapshots(host=host))
+        if not filterset.is_valid():
+            raise ValidationError(filterset.errors)
+        page = self.paginate_queryset(filterset.qs)
         return self.get_paginated_response(s.SnapshotSerializer(page, many=True).data)
 
     @extend_schema(summary="Step results of the host's latest discovery", responses=s.HostCheckSerializer(many=True))
@@ -250,7 +360,8 @@ class DiscoveryViewSet(viewsets.ReadOnlyModelViewSet):
 
     serializer_class = s.DiscoverySerializer
     pagination_class = StandardPagination
-    filter_backends: list[Any] = []
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = DiscoveryFilterSet
 
     def get_queryset(self) -> Any:
         return selectors.discovery_list()
@@ -266,7 +377,8 @@ class CredentialViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewsets
 
     serializer_class = s.CredentialSerializer
     pagination_class = StandardPagination
-    filter_backends: list[Any] = []
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = CredentialFilterSet
     read_role = ADMIN
     required_role = ADMIN
 

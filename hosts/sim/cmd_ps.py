@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -43,6 +45,10 @@ _PS_FIELDS: dict[str, tuple[str, int, bool]] = {
     "stat": ("STAT", 4, False),
     "s": ("S", 1, False),
     "nlwp": ("NLWP", 4, True),
+    "thcount": ("THCNT", 5, True),
+    "lwp": ("LWP", 5, True),
+    "tid": ("TID", 5, True),
+    "spid": ("SPID", 5, True),
     "tty": ("TT", 8, False),
     "tt": ("TT", 8, False),
     "ni": ("NI", 3, True),
@@ -51,7 +57,7 @@ _PS_FIELDS: dict[str, tuple[str, int, bool]] = {
     "stime": ("STIME", 5, False),
     "start_time": ("START", 5, False),
 }
-_PID_FIELDS = {"pid", "ppid"}
+_PID_FIELDS = {"pid", "ppid", "lwp", "tid", "spid"}
 
 
 def _etime(seconds: float) -> str:
@@ -93,47 +99,13 @@ class _PsView:
             return name[:7] + "+" if self.procps_ng else str(self.ctx.state.uid_of(name))
         return name
 
-    def value(self, proc: Proc, field: str) -> str:
-        elapsed = max(0.0, self.now - proc.start)
-        getters: dict[str, Callable[[], str]] = {
-            "pid": lambda: str(proc.pid),
-            "ppid": lambda: str(proc.ppid),
-            "user": lambda: self.user(proc),
-            "euser": lambda: self.user(proc),
-            "uid": lambda: str(self.ctx.state.uid_of(proc.user)),
-            "pcpu": lambda: _tenths(proc.pcpu),
-            "pmem": lambda: _tenths(proc.rss * 100 / self.total_kb, cap=999),
-            "rss": lambda: str(proc.rss),
-            "vsz": lambda: str(proc.vsz),
-            "etime": lambda: _etime(elapsed),
-            "etimes": lambda: str(int(elapsed)),
-            "time": lambda: _cputime(elapsed * proc.pcpu / 100),
-            "comm": lambda: proc.comm,
-            "args": lambda: proc.args,
-            "stat": lambda: proc.stat,
-            "s": lambda: proc.stat[:1],
-            "nlwp": lambda: str(proc.threads),
-            "tty": lambda: "?",
-            "ni": lambda: "0" if not proc.kernel else "-20" if "<" in proc.stat else "0",
-            "psr": lambda: str(proc.pid % self.ctx.state.machine.cores),
-            "c": lambda: str(int(proc.pcpu)),
-            "stime": lambda: _stime(proc.start, self.now),
-            "start_time": lambda: _stime(proc.start, self.now),
-        }
-        alias = {
-            "%cpu": "pcpu",
-            "%mem": "pmem",
-            "rssize": "rss",
-            "rsz": "rss",
-            "vsize": "vsz",
-            "cputime": "time",
-            "ucomm": "comm",
-            "ucmd": "comm",
-            "cmd": "args",
-            "command": "args",
-            "tt": "tty",
-        }
-        return getters[alias.get(field, field)]()
+    def value(self, proc: Proc, field: str, tid: int | None = None) -> str:
+        # One table of getters for all calls (below the class), not a dict of closures built per
+        # call: ps renders every field of every process, and those closures were most of its time.
+        return _PS_GETTERS[_PS_ALIASES.get(field, field)](self, proc, tid)
+
+    def elapsed(self, proc: Proc) -> float:
+        return max(0.0, self.now - proc.start)
 
     def sort_value(self, proc: Proc, field: str) -> float | str:
         numeric = {
@@ -158,6 +130,50 @@ class _PsView:
         if field in numeric:
             return numeric[field]
         return self.value(proc, field if field in _PS_FIELDS else "comm")
+
+
+_PS_GETTERS: dict[str, Callable[[_PsView, Proc, int | None], str]] = {
+    "pid": lambda v, p, tid: str(p.pid),
+    "lwp": lambda v, p, tid: str(p.pid if tid is None else tid),
+    "ppid": lambda v, p, tid: str(p.ppid),
+    "user": lambda v, p, tid: v.user(p),
+    "euser": lambda v, p, tid: v.user(p),
+    "uid": lambda v, p, tid: str(v.ctx.state.uid_of(p.user)),
+    "pcpu": lambda v, p, tid: _tenths(p.pcpu),
+    "pmem": lambda v, p, tid: _tenths(p.rss * 100 / v.total_kb, cap=999),
+    "rss": lambda v, p, tid: str(p.rss),
+    "vsz": lambda v, p, tid: str(p.vsz),
+    "etime": lambda v, p, tid: _etime(v.elapsed(p)),
+    "etimes": lambda v, p, tid: str(int(v.elapsed(p))),
+    "time": lambda v, p, tid: _cputime(v.elapsed(p) * p.pcpu / 100),
+    "comm": lambda v, p, tid: p.comm,
+    "args": lambda v, p, tid: p.args,
+    "stat": lambda v, p, tid: p.stat,
+    "s": lambda v, p, tid: p.stat[:1],
+    "nlwp": lambda v, p, tid: str(p.threads),
+    "tty": lambda v, p, tid: "?",
+    "ni": lambda v, p, tid: "0" if not p.kernel else "-20" if "<" in p.stat else "0",
+    "psr": lambda v, p, tid: str(p.pid % v.ctx.state.machine.cores),
+    "c": lambda v, p, tid: str(int(p.pcpu)),
+    "stime": lambda v, p, tid: _stime(p.start, v.now),
+    "start_time": lambda v, p, tid: _stime(p.start, v.now),
+}
+_PS_ALIASES = {
+    "%cpu": "pcpu",
+    "%mem": "pmem",
+    "rssize": "rss",
+    "rsz": "rss",
+    "vsize": "vsz",
+    "cputime": "time",
+    "ucomm": "comm",
+    "ucmd": "comm",
+    "cmd": "args",
+    "command": "args",
+    "tt": "tty",
+    "tid": "lwp",
+    "spid": "lwp",
+    "thcount": "nlwp",
+}
 
 
 def _stime(start: float, now: float) -> str:
@@ -200,7 +216,7 @@ async def ps(ctx: Ctx) -> int:
     users: set[str] = set()
     sort_keys: list[str] = []
     no_header = False
-    full = bsd = False
+    full = bsd = threads = False
 
     def add_format(value: str) -> str | None:
         for item in _split_format(value):
@@ -251,6 +267,8 @@ async def ps(ctx: Ctx) -> int:
                     select_all = True
                 elif flag == "f":
                     full = True
+                elif flag in "LT":
+                    threads = True  # one row per thread (LWP / SPID)
                 elif flag not in "wlHajxy":
                     return _bad_option(ctx)
             continue
@@ -304,11 +322,36 @@ async def ps(ctx: Ctx) -> int:
         headers.append(text)
         widths.append(max(width, len(text)))
         right.append(is_right)
-    rows = [[view.value(p, name) for name, _ in fields] for p in procs]
+    if threads:
+        pid_max = ctx.state.pid_max
+        listed = [(t, tid) for p in procs for t, tid in thread_rows(p, pid_max)]
+    else:
+        listed = [(p, None) for p in procs]
+    rows = [[view.value(p, name, tid) for name, _ in fields] for p, tid in listed]
     show_header = not no_header and any(headers)
     lines = layout(([headers] if show_header else []) + rows, widths, right)
     ctx.out("".join(line + "\n" for line in lines))
     return 0 if procs else 1
+
+
+def thread_rows(proc: Proc, pid_max: int) -> list[tuple[Proc, int]]:
+    """The process's threads as (process with the thread's CPU share, thread id); the first is the main thread.
+
+    Each thread inherits the process's name; CPU is split unevenly (a seeded power law), so one or two
+    threads carry most of it, as on a real busy daemon.
+    """
+    count = max(1, proc.threads)
+    if count == 1:
+        return [(proc, proc.pid)]
+    rng = random.Random(f"threads:{proc.pid}")
+    weights = [rng.random() ** 4 for _ in range(count)]
+    total = sum(weights) or 1.0
+    span = max(1000, pid_max - 300)
+    out = []
+    for index, weight in enumerate(weights):
+        tid = proc.pid if index == 0 else 300 + (proc.pid + index * 1009) % span
+        out.append((dataclasses.replace(proc, pcpu=round(proc.pcpu * weight / total, 2)), tid))
+    return out
 
 
 def _bad_format(ctx: Ctx, name: str) -> int:

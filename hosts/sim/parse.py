@@ -10,6 +10,7 @@ splitting apply only where a real shell would apply them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 OPERATORS = ("&&", "||", ";;", "<<-", "<<", ">>", "<&", ">&", "<>", ">|", "&>", ";", "&", "|", "(", ")", "<", ">")
 META = set(" \t\n;&|()<>")
@@ -559,6 +560,7 @@ def _text(token: Token) -> str:
     return "newline" if token.kind in ("newline", "eof") else token.value
 
 
+@lru_cache(maxsize=1024)
 def parse(src: str) -> Sequence:
-    """Parse a whole script."""
+    """Parse a whole script (cached: a fleet is sent the same scripts, and the shell never edits a tree)."""
     return Parser(src).parse()

@@ -63,6 +63,7 @@ class SimHost:
         self._acceptor: asyncssh.SSHAcceptor | None = None
         self._listening = False
         self.connections: set[asyncssh.SSHServerConnection] = set()
+        self.served = True  # False: another process of the fleet serves this host (``keep_only``)
 
     def __repr__(self) -> str:
         return f"<SimHost {self.index} {self.hostname} {self.address}:{self.port} {self.profile}>"
@@ -161,9 +162,10 @@ class SimFleet:
             return PROFILES[self._profiles[index % len(self._profiles)]]
         return assign_profile(self.seed, index)
 
-    async def start(self) -> None:
-        """Bind the ports and start listening (unreachable hosts only reserve theirs)."""
-        self.loop = asyncio.get_running_loop()
+    def bind(self) -> None:
+        """Bind every host's port and make its :class:`SimHost` (``start`` does it when not done yet)."""
+        if self.hosts:
+            return
         socks = _bind_consecutive(self.address, self.count, self.base_port)
         self.base_port = socks[0].getsockname()[1]
         for index, sock in enumerate(socks):
@@ -173,8 +175,23 @@ class SimFleet:
             host.faults = dict(self.initial_faults.get(index, {}))
             host._sock = sock
             self.hosts.append(host)
+
+    def keep_only(self, indexes: set[int]) -> None:
+        """Serve only these hosts from this process (after ``bind``, before ``start``); another
+        process, forked after ``bind``, serves the rest on the sockets it inherited."""
+        for host in self.hosts:
+            if host.index not in indexes:
+                host.served = False
+                if host._sock is not None:
+                    host._sock.close()
+                    host._sock = None
+
+    async def start(self) -> None:
+        """Bind the ports and start listening (unreachable hosts only reserve theirs)."""
+        self.loop = asyncio.get_running_loop()
+        self.bind()
         # Listening sockets queue connections at once; asyncssh starts accepting just after.
-        await asyncio.gather(*(self._sync_listener(host) for host in self.hosts))
+        await asyncio.gather(*(self._sync_listener(host) for host in self.hosts if host.served))
 
     async def stop(self) -> None:
         for host in self.hosts:
@@ -256,7 +273,7 @@ class SimFleet:
             self._apply(host)
 
     def _apply(self, host: SimHost) -> None:
-        if self.loop is None:
+        if self.loop is None or not host.served:
             return
         try:
             running = asyncio.get_running_loop()
@@ -412,12 +429,28 @@ class ChannelSink(Sink):
 
     def __init__(self, chan: Any, session: SimSession, stderr: bool) -> None:
         self.chan, self.session, self.stderr = chan, session, stderr
+        # Writes made before the command next yields go out as one channel write (one SSH packet,
+        # not one per line): output still streams whenever the command waits.
+        self._pending: list[bytes] = []
 
     def write(self, text: str) -> None:
         if not text or self.session.closed:
             return
         data = text.encode("utf-8", "surrogateescape")
-        self.session.held.append((self.stderr, data)) if self.session.holding else self._send(data)
+        if self.session.holding:
+            self.session.held.append((self.stderr, data))
+            return
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._pending.append(data)
+
+    def flush(self) -> None:
+        """Send what was written so far (before the exit status, and on the next loop turn)."""
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            if not self.session.closed:
+                self._send(data)
 
     def _send(self, data: bytes) -> None:
         try:
@@ -429,6 +462,7 @@ class ChannelSink(Sink):
             self.session.closed = True
 
     async def drain(self) -> None:
+        self.flush()
         await self.session.writable.wait()
 
 
@@ -535,6 +569,7 @@ class SimSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         host.command_log.append(command)
         faults = host.faults
         procs: list[int] = []
+        sinks: list[ChannelSink] = []
         state: HostState | None = None
         try:
             if faults.get("slow"):
@@ -549,6 +584,7 @@ class SimSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             shell_proc = state.spawn(cred, ["bash", "-c", command], procs[0])
             procs.append(shell_proc.pid)
             out, err = ChannelSink(self.chan, self, False), ChannelSink(self.chan, self, True)
+            sinks.extend((out, err))
             self.holding = bool(faults.get("drop"))
             if faults.get("flood"):
                 await self._flood(out, float(faults["flood"]))
@@ -557,6 +593,7 @@ class SimSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             if self.holding:
                 self._drop()
                 return
+            err.flush()
             await out.drain()
             if not self.closed:
                 self.chan.exit(status)
@@ -565,6 +602,8 @@ class SimSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         except Exception as exc:
             # A simulator bug must not look like a hung host: report it and end the command.
             logger.exception("simulated host %s failed on %r", host.hostname, command)
+            for sink in sinks:
+                sink.flush()
             if not self.closed:
                 self.chan.write_stderr(f"mdefleet-sim: internal error: {exc!r}\n".encode())
                 self.chan.exit(255)

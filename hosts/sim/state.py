@@ -141,6 +141,9 @@ class HostState:
         self._fork_rate = 0.05 + pick(spec.seed, spec.index, "forks", 300) / 100
         self._machine: Machine | None = None
         self._machine_key: tuple[Any, ...] | None = None
+        self._machine_faults: dict[str, Any] | None = None
+        self._machine_agent: tuple[Any, ...] = ()
+        self._machine_packages: dict[str, str] = {}
         self._procs_by_pid: dict[int, Proc] = {}
         # Packages installed by commands beyond the machine's own (mdatp's dependencies) and rpm keys.
         self.installed_packages: dict[str, str] = {}
@@ -160,6 +163,18 @@ class HostState:
     @property
     def machine(self) -> Machine:
         faults = self.faults
+        # Fast path, asked many times per command: the same faults dict (hosts replace theirs, never
+        # edit it), the same agent and the same extra packages as when the machine was built.
+        if (
+            self._machine is not None
+            and faults is self._machine_faults
+            and self._machine_agent == (self.agent.installed, self.agent.installed_at)
+            and self._machine_packages == self.installed_packages
+        ):
+            return self._machine
+        self._machine_faults = faults
+        self._machine_agent = (self.agent.installed, self.agent.installed_at)
+        self._machine_packages = dict(self.installed_packages)
         key = (
             tuple((name, faults.get(name)) for name in SHAPING_FAULTS),
             self.agent.installed,

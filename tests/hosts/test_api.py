@@ -28,6 +28,7 @@ from tests.factories import (
     ed25519_public_key,
     fernet_keys,  # noqa: F401
 )
+from tests.problems import errors_by_path
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fernet_keys")]
 
@@ -62,7 +63,8 @@ def no_celery() -> Any:
 def test_without_a_token_the_api_answers_401(db: Any) -> None:
     response = APIClient().get(HOSTS)
     assert response.status_code == 401
-    assert response["WWW-Authenticate"] == "Token"
+    assert response["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert response.json()["status"] == 401
 
 
 def test_a_wrong_token_is_401(db: Any) -> None:
@@ -137,14 +139,14 @@ def test_an_operator_adds_a_host_with_tags_and_a_pinned_key(operator: APIClient,
 def test_a_bad_host_is_refused_with_the_field(operator: APIClient, cred: Credential, body: dict, field: str) -> None:
     response = operator.post(HOSTS, body, format="json")
     assert response.status_code == 400
-    assert field in response.json()
+    assert field in errors_by_path(response.json())
     assert not Host.objects.exists()
 
 
 def test_a_duplicate_address_and_port_is_refused(operator: APIClient, cred: Credential) -> None:
     HostFactory(address="10.0.0.1", port=22, credential=cred)
     response = operator.post(HOSTS, {"address": "10.0.0.1", "user": "deploy", "credential": "fleet-key"}, format="json")
-    assert response.status_code == 400 and "already a host" in response.json()["address"][0]
+    assert response.status_code == 400 and "already a host" in errors_by_path(response.json())["address"][0]
 
 
 def test_patch_changes_the_allowed_fields_and_audits_connection_changes(operator: APIClient, cred: Credential) -> None:
@@ -178,7 +180,7 @@ def test_patch_changes_the_allowed_fields_and_audits_connection_changes(operator
 def test_patch_refuses_the_address_and_put_is_not_offered(operator: APIClient, cred: Credential) -> None:
     host = HostFactory(credential=cred)
     response = operator.patch(f"{HOSTS}{host.pk}/", {"address": "10.1.1.1"}, format="json")
-    assert response.status_code == 400 and "address" in response.json()
+    assert response.status_code == 400 and "address" in errors_by_path(response.json())
     put = operator.put(f"{HOSTS}{host.pk}/", {"name": "x"}, format="json")
     assert put.status_code == 405
 
@@ -253,7 +255,9 @@ def test_import_errors_are_a_400_with_line_field_and_message(operator: APIClient
     content = "address,port,user,credential\n10.0.0.1,22,deploy,fleet-key\n10.0.0.2,99999,deploy,fleet-key\n"
     response = operator.post(f"{HOSTS}import/", {"format": "csv", "content": content}, format="json")
     assert response.status_code == 400
-    assert response.json() == {"errors": [{"line": 3, "field": "port", "message": "must be a number from 1 to 65535"}]}
+    (error,) = errors_by_path(response.json()).items()
+    assert error == ("line[3].port", ["must be a number from 1 to 65535"])
+    assert response.json()["errors"][0]["line"] == 3 and response.json()["errors"][0]["field"] == "port"
     assert not Host.objects.exists()
 
 
@@ -261,7 +265,7 @@ def test_an_import_request_without_content_gets_the_same_error_shape(operator: A
     response = operator.post(f"{HOSTS}import/", {"format": "xml"}, format="json")
     assert response.status_code == 400
     errors = response.json()["errors"]
-    assert {"line", "field", "message"} == set(errors[0]) and {e["field"] for e in errors} >= {"format"}
+    assert {"line", "field", "message", "path"} <= set(errors[0]) and {e["field"] for e in errors} >= {"format"}
 
 
 # --- discover and discoveries -------------------------------------------------------------
