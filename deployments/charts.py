@@ -156,3 +156,84 @@ def paired_bars(
     )
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 (every text is escaped)
+
+
+def timeline(
+    points: Sequence[dict[str, Any]],
+    *,
+    series: Sequence[tuple[str, str, str]],
+    title: str,
+    width: int = 560,
+    height: int = 170,
+) -> SafeString:
+    """A small line chart of a host's snapshots over time on a 0 to 100 % scale.
+
+    ``points`` are {label, phase, <key>...} oldest first, drawn evenly spaced (snapshots are events,
+    not a clock); ``series`` are (key, name, colour). A missing figure breaks its line, never drops to
+    0; pre and post snapshots are marked with their phase under the axis.
+    """
+    if not points:
+        return mark_safe(  # noqa: S308 (every text is escaped)
+            f'<svg class="chart" role="img" width="{width}" height="40" viewBox="0 0 {width} 40" '
+            f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}: no snapshot</title>'
+            f'<text x="4" y="24" {FONT} fill="{AXIS}">no snapshot</text></svg>'
+        )
+    left, right, top, bottom = 40, 10, 10, 34
+    plot_w, plot_h = width - left - right, height - top - bottom
+    step = plot_w / max(1, len(points) - 1)
+
+    def x_at(index: int) -> float:
+        return left + (index * step if len(points) > 1 else plot_w / 2)
+
+    def y_at(value: float) -> float:
+        return top + plot_h * (1 - max(0.0, min(100.0, value)) / 100)
+
+    parts = [
+        f'<svg class="chart" role="img" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
+    ]
+    for level in (0, 50, 100):
+        y = y_at(level)
+        parts.append(
+            f'<line x1="{left}" y1="{_n(y)}" x2="{width - right}" y2="{_n(y)}" stroke="{GRID if level else AXIS}"/>'
+            f'<text x="{left - 4}" y="{_n(y + 4)}" text-anchor="end" {FONT} fill="{AXIS}">{level}%</text>'
+        )
+    for index, point in enumerate(points):
+        phase = str(point.get("phase") or "")
+        if phase in ("pre", "post"):
+            x = x_at(index)
+            parts.append(
+                f'<line x1="{_n(x)}" y1="{top}" x2="{_n(x)}" y2="{top + plot_h}" stroke="{GRID}" stroke-dasharray="3 3"/>'
+                f'<text x="{_n(x)}" y="{top + plot_h + 12}" text-anchor="middle" {FONT} fill="{AXIS}">'
+                f"{escape(phase)}</text>"
+            )
+    for key, name, colour in series:
+        run: list[str] = []
+        runs: list[list[str]] = []
+        for index, point in enumerate(points):
+            value = point.get(key)
+            if value is None:
+                if run:
+                    runs.append(run)
+                run = []
+                continue
+            x, y = x_at(index), y_at(float(value))
+            run.append(f"{_n(x)},{_n(y)}")
+            parts.append(
+                f'<circle cx="{_n(x)}" cy="{_n(y)}" r="2.5" fill="{colour}"><title>{escape(name)} '
+                f"{escape(_label(float(value)))} % at {escape(str(point.get('label', '')))}</title></circle>"
+            )
+        if run:
+            runs.append(run)
+        for line in runs:
+            if len(line) > 1:
+                parts.append(f'<polyline points="{" ".join(line)}" fill="none" stroke="{colour}" stroke-width="1.6"/>')
+    legend_x = left
+    for _key, name, colour in series:
+        parts.append(
+            f'<rect x="{legend_x}" y="{height - 10}" width="10" height="3" fill="{colour}"/>'
+            f'<text x="{legend_x + 14}" y="{height - 6}" {FONT} fill="{AXIS}">{escape(name)}</text>'
+        )
+        legend_x += 14 + 7 * len(name) + 16
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308 (every text is escaped)

@@ -10,7 +10,6 @@ A figure that is missing stays None (shown as "no data"), is counted apart and n
 from __future__ import annotations
 
 import math
-import statistics
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
@@ -19,18 +18,27 @@ from django.db.models import Q
 from django.urls import reverse
 
 from deployments.choices import HostRunStatus
-from deployments.comparison import METRICS, agent_totals, host_deltas
-from deployments.gates import DEFAULT_GATES, GateConfigError, normalize_gates
+from deployments.comparison import (
+    FILESYSTEMS_SHOWN,
+    METRICS,
+    agent_share,
+    agent_totals,
+    distribution,
+    filesystem_changes,
+    host_deltas,
+    percentile_nearest_rank,  # noqa: F401 (re-exported: the report module names its statistics)
+    process_changes,
+)
+from deployments.gates import DEFAULT_GATES, GateConfigError, Rule, regression_rules, rule_of
 from deployments.models import HostRun, Rollout, StepResult, Wave
 from hosts.choices import StepStatus
+from hosts.models import Snapshot
 
 SNAPSHOT_STEPS = ("snapshot_pre", "snapshot_post", "compare")
 WORST_SHOWN = 10
 # A figure above this share of its threshold is "near" the limit (amber), above the threshold "over".
 NEAR_SHARE = 0.8
-# Processes of the post snapshot that grew by at least this much RSS (or appeared) are listed.
-PROCESS_GROWTH_KB = 10 * 1024
-PROCESSES_SHOWN = 5
+WAVE_WORST_SHOWN = 5
 
 # The paired figures of a host: (key, label, unit, pre/post snapshot field or agent total).
 FIGURES: tuple[tuple[str, str, str], ...] = (
@@ -52,43 +60,6 @@ SHORT: dict[str, str] = {
 
 
 # --- pure figures --------------------------------------------------------------------------------
-
-
-def percentile_nearest_rank(ordered: list[float], pct: float) -> float:
-    """The nearest-rank percentile of an ascending list: the value at rank ⌈pct/100 * n⌉ (1-based).
-
-    No interpolation, so the answer is always one of the observed values (p95 of 10 values is the
-    10th, of 20 values the 19th, of 500 values the 475th).
-    """
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-def distribution(values: Iterable[float | None]) -> dict[str, Any]:
-    """{n, missing, median, p95, max, min, mean} of the values; None values are counted in ``missing``
-    and left out (never taken as 0). With no value every figure but the counts is None.
-
-    p95 is by the nearest-rank method (:func:`percentile_nearest_rank`); figures are rounded to 2 places.
-    """
-    known: list[float] = []
-    missing = 0
-    for value in values:
-        if value is None:
-            missing += 1
-        else:
-            known.append(float(value))
-    if not known:
-        return {"n": 0, "missing": missing, "median": None, "p95": None, "max": None, "min": None, "mean": None}
-    known.sort()
-    return {
-        "n": len(known),
-        "missing": missing,
-        "median": round(statistics.median(known), 2),
-        "p95": round(percentile_nearest_rank(known, 95), 2),
-        "max": round(known[-1], 2),
-        "min": round(known[0], 2),
-        "mean": round(statistics.fmean(known), 2),
-    }
 
 
 def _num(value: Any) -> float | None:
@@ -121,44 +92,6 @@ def _figures(pre: dict[str, Any] | None, post: dict[str, Any] | None) -> dict[st
     return out
 
 
-def _by_name(snapshot: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """RSS and CPU summed per process name; a process in both ps lists counts once (by pid)."""
-    totals: dict[str, dict[str, float]] = {}
-    seen: set[Any] = set()
-    for proc in (snapshot.get("top_processes") or []) + (snapshot.get("agent_processes") or []):
-        pid = proc.get("pid")
-        if pid is not None and pid in seen:
-            continue
-        seen.add(pid)
-        entry = totals.setdefault(str(proc.get("name") or "?"), {"rss_kb": 0.0, "cpu_pct": 0.0})
-        entry["rss_kb"] += _num(proc.get("rss_kb")) or 0.0
-        entry["cpu_pct"] += _num(proc.get("cpu_pct")) or 0.0
-    return totals
-
-
-def process_changes(pre: dict[str, Any] | None, post: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """Processes of the post snapshot that appeared (by name) or grew in RSS, biggest growth first."""
-    if not pre or not post:
-        return []
-    before, after = _by_name(pre), _by_name(post)
-    changes = []
-    for name, figures in after.items():
-        old = before.get(name)
-        grown = figures["rss_kb"] - (old["rss_kb"] if old else 0.0)
-        if old is None or grown >= PROCESS_GROWTH_KB:
-            changes.append(
-                {
-                    "name": name,
-                    "change": "new" if old is None else "grew",
-                    "rss_mb": round(figures["rss_kb"] / 1024, 1),
-                    "rss_mb_delta": round(grown / 1024, 1),
-                    "cpu_pct": round(figures["cpu_pct"], 1),
-                }
-            )
-    changes.sort(key=lambda c: -c["rss_mb_delta"])
-    return changes[:PROCESSES_SHOWN]
-
-
 def judge_value(value: float | None, threshold: float | None) -> str:
     """The colour class of a delta: over, near (≥ 80 % of the limit), ok, nodata, or "" when not gated."""
     if value is None:
@@ -172,30 +105,59 @@ def judge_value(value: float | None, threshold: float | None) -> str:
     return "ok"
 
 
+def judge_rule(rule: Rule | None, deltas: dict[str, Any], metric: str) -> tuple[str, float | None]:
+    """(colour class, the figure the rule judges) of one host's metric.
+
+    over: past the critical limit; marginal: past the allowed one; near: within 20 % of the limit;
+    ok; nodata; "" when the metric is not gated.
+    """
+    if rule is None:
+        return ("nodata" if deltas.get(metric) is None else ""), None
+    value = rule.value(deltas)
+    level = rule.level(value)
+    if level == "ok" and rule.threshold:
+        return judge_value(value, rule.threshold), value
+    return level, value
+
+
 def _fmt(value: float) -> str:
     return f"{value:+g}"
 
 
-def over_words(metric: str, value: float, threshold: float) -> str:
+def over_words(metric: str, value: float, threshold: float, unit: str | None = None, kind: str = "limit") -> str:
     """A regression in words: "CPU +31.5 points, limit 25"."""
-    return f"{SHORT.get(metric, metric)} {_fmt(value)} {METRICS[metric]['unit']}, limit {threshold:g}"
+    return f"{SHORT.get(metric, metric)} {_fmt(value)} {unit or METRICS[metric]['unit']}, {kind} {threshold:g}"
 
 
-def _thresholds(rollout: Rollout) -> dict[str, float | None]:
+def _rules(rollout: Rollout) -> dict[str, Rule | None]:
     try:
-        return normalize_gates(rollout.gates)["regression"]
+        return regression_rules(rollout.gates)
     except GateConfigError:
-        return dict(DEFAULT_GATES["regression"])
+        return {m: rule_of(m, DEFAULT_GATES["regression"].get(m)) for m in METRICS}
+
+
+def _rule_dict(rule: Rule | None) -> dict[str, Any] | None:
+    if rule is None:
+        return None
+    return {
+        "allowed": rule.allowed,
+        "critical": rule.critical,
+        "relative": rule.relative,
+        "baseline": rule.baseline,
+        "unit": rule.unit,
+        "describe": rule.describe(),
+    }
 
 
 # --- reads ---------------------------------------------------------------------------------------
 
 
-def _host_rows(rollout: Rollout) -> dict[int, dict[str, Any]]:
-    """One joined query: every host run with its wave, host facts and tags (a row per tag)."""
+def _host_rows(rollout: Rollout, run_id: int | None = None) -> dict[int, dict[str, Any]]:
+    """One joined query: every host run (or one) with its wave, host facts and tags (a row per tag)."""
     runs: dict[int, dict[str, Any]] = {}
+    only = {"id": run_id} if run_id is not None else {}
     rows = (
-        HostRun.objects.filter(rollout=rollout)
+        HostRun.objects.filter(rollout=rollout, **only)
         .order_by("id")
         .values(
             "id",
@@ -208,6 +170,7 @@ def _host_rows(rollout: Rollout) -> dict[int, dict[str, Any]]:
             "host__name",
             "host__distro_id",
             "host__distro_version",
+            "host__cpu_cores",
             "host__tags__name",
         )
     )
@@ -220,12 +183,15 @@ def _host_rows(rollout: Rollout) -> dict[int, dict[str, Any]]:
     return runs
 
 
-def _step_rows(rollout: Rollout) -> tuple[dict[int, dict[str, dict[str, Any]]], list[dict[str, Any]]]:
-    """One query: the latest snapshot/compare result per host run, and every failed step."""
+def _step_rows(
+    rollout: Rollout, run_id: int | None = None
+) -> tuple[dict[int, dict[str, dict[str, Any]]], list[dict[str, Any]]]:
+    """One query: the latest snapshot/compare result per host run (or of one), and every failed step."""
     latest: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
     failed: list[dict[str, Any]] = []
+    only = {"host_run_id": run_id} if run_id is not None else {}
     rows = (
-        StepResult.objects.filter(host_run__rollout=rollout)
+        StepResult.objects.filter(host_run__rollout=rollout, **only)
         .filter(Q(step__in=SNAPSHOT_STEPS) | Q(status=StepStatus.FAILED))
         .order_by("host_run_id", "id")
         .values("id", "host_run_id", "step", "status", "reason", "parsed")
@@ -242,7 +208,7 @@ def _step_rows(rollout: Rollout) -> tuple[dict[int, dict[str, dict[str, Any]]], 
 
 
 def _host_report(
-    rollout: Rollout, run: dict[str, Any], steps: dict[str, dict[str, Any]], thresholds: dict[str, float | None]
+    rollout: Rollout, run: dict[str, Any], steps: dict[str, dict[str, Any]], rules: dict[str, Rule | None]
 ) -> dict[str, Any]:
     pre_row, post_row, compare_row = steps.get("snapshot_pre"), steps.get("snapshot_post"), steps.get("compare")
     pre = pre_row["parsed"] if pre_row and isinstance(pre_row["parsed"], dict) else None
@@ -255,25 +221,32 @@ def _host_report(
         deltas = host_deltas(None, None)
     judged: dict[str, str] = {}
     over: list[dict[str, Any]] = []
+    marginal: list[dict[str, Any]] = []
     severity = 0.0
     for metric in METRICS:
-        value, threshold = deltas.get(metric), thresholds.get(metric)
-        judged[metric] = judge_value(value, threshold)
-        if value is not None and threshold:
-            severity = max(severity, value / threshold)
-        if judged[metric] == "over" and value is not None and threshold is not None:
-            over.append(
+        rule = rules.get(metric)
+        judged[metric], value = judge_rule(rule, deltas, metric)
+        if rule is None or value is None:
+            continue
+        limit = rule.threshold
+        if limit:
+            severity = max(severity, value / limit)
+        if judged[metric] in ("over", "marginal"):
+            kind = "limit" if judged[metric] == "over" else "allowed"
+            bound = rule.critical if judged[metric] == "over" else rule.allowed
+            assert bound is not None
+            (over if judged[metric] == "over" else marginal).append(
                 {
                     "metric": metric,
                     "value": value,
-                    "threshold": threshold,
-                    "words": over_words(metric, value, threshold),
+                    "threshold": bound,
+                    "relative": rule.relative,
+                    "words": over_words(metric, value, bound, rule.unit, kind),
                 }
             )
     over.sort(key=lambda o: -(o["value"] / o["threshold"] if o["threshold"] else math.inf))
     figures = _figures(pre, post)
-    mem_total = _num((post or {}).get("mem_total_mb")) or _num((pre or {}).get("mem_total_mb"))
-    rss = figures["agent_rss"]["post"]
+    share = agent_share(post, run["host__cpu_cores"])
     return {
         "run_id": run["id"],
         "host_id": run["host_id"],
@@ -288,44 +261,56 @@ def _host_report(
         "figures": figures,
         "deltas": {key: deltas.get(key) for key in METRICS},
         "disk_mount": deltas.get("disk_mount") or "",
-        "agent_rss_pct_of_ram": round(rss / mem_total * 100, 2) if rss is not None and mem_total else None,
+        "agent_rss_pct_of_ram": share["rss_pct_of_ram"],
+        "agent_cpu_pct_of_host": share["cpu_pct_of_host"],
+        "agent_cpu_pct_of_busy": share["cpu_pct_of_busy"],
         "judged": judged,
         "over": over,
+        "marginal": marginal,
         "regressed": bool(over),
         "severity": round(severity, 3),
-        "missing": [m for m in METRICS if deltas.get(m) is None and thresholds.get(m) is not None],
+        "missing": [m for m in METRICS if deltas.get(m) is None and rules.get(m) is not None],
         "has_data": bool(pre and post) or any(deltas.get(m) is not None for m in METRICS),
         "processes": process_changes(pre, post),
-        "url": reverse("deployments:rollout-host", args=[rollout.pk, run["id"]]),
+        "filesystems": filesystem_changes(pre, post)[:FILESYSTEMS_SHOWN],
+        "url": reverse("deployments:rollout-comparison-host", args=[rollout.pk, run["id"]]),
+        "steps_url": reverse("deployments:rollout-host", args=[rollout.pk, run["id"]]),
     }
 
 
-def _distributions(hosts: list[dict[str, Any]], thresholds: dict[str, float | None]) -> dict[str, dict[str, Any]]:
-    """Per metric: the distribution of its deltas, the threshold and how many hosts are over it."""
+def _distributions(hosts: list[dict[str, Any]], rules: dict[str, Rule | None]) -> dict[str, dict[str, Any]]:
+    """Per metric: the distribution of its deltas, its limits and how many hosts are over each."""
     out = {}
     for metric, meta in METRICS.items():
-        threshold = thresholds.get(metric)
+        rule = rules.get(metric)
         values = [h["deltas"][metric] for h in hosts]
-        known = [v for v in values if v is not None]
+        levels = [h["judged"][metric] for h in hosts]
         out[metric] = {
             "label": meta["label"],
             "unit": meta["unit"],
-            "threshold": threshold,
-            "over": sum(1 for v in known if v > threshold) if threshold is not None else None,
+            "threshold": None if rule is None else rule.threshold,
+            "allowed": None if rule is None else rule.allowed,
+            "critical": None if rule is None else rule.critical,
+            "relative": False if rule is None else rule.relative,
+            "over": None if rule is None else levels.count("over"),
+            "marginal": None if rule is None else levels.count("marginal"),
             **distribution(values),
+            "worst": _worst(hosts, metric, WAVE_WORST_SHOWN),
         }
     return out
 
 
-def _worst(hosts: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
-    ranked = sorted((h for h in hosts if h["deltas"][metric] is not None), key=lambda h: -h["deltas"][metric])
+def _worst(hosts: list[dict[str, Any]], metric: str, count: int = WORST_SHOWN) -> list[dict[str, Any]]:
+    ranked = sorted(
+        (h for h in hosts if h["deltas"][metric] is not None), key=lambda h: (-h["deltas"][metric], h["name"])
+    )
     return [
         {"run_id": h["run_id"], "name": h["name"], "wave": h["wave"], "value": h["deltas"][metric], "url": h["url"]}
-        for h in ranked[:WORST_SHOWN]
+        for h in ranked[:count]
     ]
 
 
-def _groups(hosts: list[dict[str, Any]], key: str, thresholds: dict[str, float | None]) -> list[dict[str, Any]]:
+def _groups(hosts: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for host in hosts:
         if key == "tag":
@@ -336,50 +321,77 @@ def _groups(hosts: list[dict[str, Any]], key: str, thresholds: dict[str, float |
             grouped[label].append(host)
     rows = []
     for label, members in sorted(grouped.items()):
+        dists = {m: distribution(h["deltas"][m] for h in members) for m in METRICS}
         rows.append(
             {
                 "group": label,
                 "hosts": len(members),
                 "regressed": sum(1 for h in members if h["regressed"]),
-                "medians": {m: distribution(h["deltas"][m] for h in members)["median"] for m in METRICS},
+                "medians": {m: dists[m]["median"] for m in METRICS},
+                "p95s": {m: dists[m]["p95"] for m in METRICS},
+                "maxes": {m: dists[m]["max"] for m in METRICS},
             }
         )
     return rows
 
 
-def _wave_report(wave: Wave, hosts: list[dict[str, Any]], thresholds: dict[str, float | None]) -> dict[str, Any]:
+def _wave_report(
+    wave: Wave, hosts: list[dict[str, Any]], earlier: list[dict[str, Any]], rules: dict[str, Rule | None]
+) -> dict[str, Any]:
     gate = wave.gate_report or {}
     numbers = gate.get("numbers") or {}
     regressions = []
     for metric, figures in (numbers.get("regressions") or {}).items():
         meta = METRICS.get(metric, {"label": metric, "unit": ""})
         regressions.append({"metric": metric, "label": meta["label"], "unit": meta["unit"], **figures})
+    distributions = _distributions(hosts, rules)
+    # The earlier waves as the baseline: their median of each delta beside this wave's.
+    for metric, dist in distributions.items():
+        before = distribution(h["deltas"][metric] for h in earlier)
+        dist["baseline_median"] = before["median"]
+        dist["vs_baseline"] = (
+            round(dist["median"] - before["median"], 2)
+            if dist["median"] is not None and before["median"] is not None
+            else None
+        )
+    ranked = sorted((h for h in hosts if h["has_data"]), key=lambda h: (-h["severity"], h["name"]))
     return {
         "id": wave.pk,
         "number": wave.index + 1,
         "status": wave.status,
         "verdict": wave.gate_verdict or gate.get("verdict") or "",
         "reasons": list(gate.get("reasons") or []),
+        "notes": [n for n in gate.get("notes") or [] if n not in (gate.get("reasons") or [])],
         "numbers": {k: v for k, v in numbers.items() if k != "regressions"},
         "regressions": regressions,
         "hosts": len(hosts),
         "regressed": sum(1 for h in hosts if h["regressed"]),
-        "distributions": _distributions(hosts, thresholds),
+        "earlier_hosts": len(earlier),
+        "distributions": distributions,
+        "worst_hosts": [
+            {"run_id": h["run_id"], "name": h["name"], "url": h["url"], "severity": h["severity"], "over": h["over"]}
+            for h in ranked[:WAVE_WORST_SHOWN]
+        ],
     }
 
 
 def rollout_report(rollout: Rollout) -> dict[str, Any]:
     """Everything the comparison page, the printable report, the CSV and the API show (four queries)."""
-    thresholds = _thresholds(rollout)
+    rules = _rules(rollout)
+    thresholds = {m: None if r is None else r.threshold for m, r in rules.items()}
     waves = list(Wave.objects.filter(rollout=rollout).order_by("index"))
     runs = _host_rows(rollout)
     steps, failed_steps = _step_rows(rollout)
-    hosts = [_host_report(rollout, run, steps.get(run_id, {}), thresholds) for run_id, run in runs.items()]
+    hosts = [_host_report(rollout, run, steps.get(run_id, {}), rules) for run_id, run in runs.items()]
     by_run = {h["run_id"]: h for h in hosts}
     by_wave: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for host in hosts:
         by_wave[host["wave_id"]].append(host)
-    wave_reports = [_wave_report(w, by_wave[w.pk], thresholds) for w in waves]
+    wave_reports = []
+    earlier: list[dict[str, Any]] = []
+    for wave in waves:
+        wave_reports.append(_wave_report(wave, by_wave[wave.pk], list(earlier), rules))
+        earlier += by_wave[wave.pk]
     verdicts = {w["id"]: w for w in wave_reports}
     for host in hosts:
         wave = verdicts.get(host["wave_id"])
@@ -418,11 +430,12 @@ def rollout_report(rollout: Rollout) -> dict[str, Any]:
         "rollout": {"id": rollout.pk, "name": rollout.name, "ticket": rollout.ticket, "status": rollout.status},
         "summary": summary,
         "thresholds": thresholds,
-        "distributions": _distributions(hosts, thresholds),
+        "rules": {m: _rule_dict(r) for m, r in rules.items()},
+        "distributions": _distributions(hosts, rules),
         "waves": wave_reports,
         "worst": {metric: _worst(hosts, metric) for metric in METRICS},
         "worst_hosts": ranked[:WORST_SHOWN],
-        "groups": {"distro": _groups(hosts, "distro", thresholds), "tag": _groups(hosts, "tag", thresholds)},
+        "groups": {"distro": _groups(hosts, "distro"), "tag": _groups(hosts, "tag")},
         "hosts": hosts,
         "failed_steps": failed,
     }
@@ -441,9 +454,14 @@ CSV_COLUMNS: tuple[str, ...] = (
     *(f"{key}_{part}" for key, _, _ in FIGURES for part in ("pre", "post", "delta", "delta_pct")),
     *(f"{metric}_delta" for metric in METRICS),
     "agent_rss_pct_of_ram",
+    "agent_cpu_pct_of_host",
+    "agent_cpu_pct_of_busy",
     "disk_mount",
+    "filesystems_lost",
+    "processes_new_or_grown",
     "regressed",
     "over",
+    "marginal",
     "wave_verdict",
 )
 
@@ -465,11 +483,34 @@ def host_flat(host: dict[str, Any]) -> dict[str, Any]:
     for metric in METRICS:
         record[f"{metric}_delta"] = host["deltas"][metric]
     record["agent_rss_pct_of_ram"] = host["agent_rss_pct_of_ram"]
+    record["agent_cpu_pct_of_host"] = host["agent_cpu_pct_of_host"]
+    record["agent_cpu_pct_of_busy"] = host["agent_cpu_pct_of_busy"]
     record["disk_mount"] = host["disk_mount"]
+    record["filesystems_lost"] = "; ".join(f"{f['mount']} {f['lost_mb']:g} MB" for f in host["filesystems"])
+    record["processes_new_or_grown"] = "; ".join(process_words(p) for p in host["processes"])
     record["regressed"] = host["regressed"]
     record["over"] = "; ".join(o["words"] for o in host["over"])
+    record["marginal"] = "; ".join(o["words"] for o in host["marginal"])
     record["wave_verdict"] = host["wave_verdict"]
     return record
+
+
+def process_words(proc: dict[str, Any]) -> str:
+    """One process change as text: "wdavdaemon new, CPU +31.2 %, RSS +412 MB"."""
+    return f"{proc['name']} {proc['change']}, CPU {proc['cpu_pct_delta']:+g} %, RSS {proc['rss_mb_delta']:+g} MB"
+
+
+def host_api(host: dict[str, Any]) -> dict[str, Any]:
+    """One host as the report API gives it: the CSV's record, and the lists and words as structures."""
+    return {
+        **host_flat(host),
+        "over": host["over"],
+        "marginal": host["marginal"],
+        "missing": host["missing"],
+        "processes": host["processes"],
+        "filesystems": host["filesystems"],
+        "url": host["url"],
+    }
 
 
 def csv_rows(report: dict[str, Any]) -> Iterable[list[str]]:
@@ -486,3 +527,53 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     return f"{value}"
+
+
+# --- one host ------------------------------------------------------------------------------------
+
+TIMELINE_SNAPSHOTS = 60
+
+
+def host_comparison(rollout: Rollout, run_id: int) -> dict[str, Any] | None:
+    """One host run's comparison (the same figures as its row in :func:`rollout_report`), its wave's
+    gate, its failed steps and the timeline of the host's snapshots; None if the run is not there."""
+    runs = _host_rows(rollout, run_id)
+    run = runs.get(run_id)
+    if run is None:
+        return None
+    rules = _rules(rollout)
+    steps, failed = _step_rows(rollout, run_id)
+    host = _host_report(rollout, run, steps.get(run_id, {}), rules)
+    wave = Wave.objects.filter(pk=run["wave_id"]).first()
+    gate = (wave.gate_report or {}) if wave else {}
+    host["wave_verdict"] = (wave.gate_verdict if wave else "") or gate.get("verdict") or ""
+    host["wave_reasons"] = list(gate.get("reasons") or [])
+    host["failed_steps"] = [{"step": row["step"], "reason": row["reason"]} for row in failed]
+    host["rules"] = {m: _rule_dict(r) for m, r in rules.items()}
+    host["timeline"] = host_timeline(host_id=run["host_id"])
+    return host
+
+
+def host_timeline(*, host_id: int, limit: int = TIMELINE_SNAPSHOTS) -> list[dict[str, Any]]:
+    """The host's latest snapshots, oldest first: time, phase, CPU busy, memory used %, agent RSS MB."""
+    rows = list(
+        Snapshot.objects.filter(host_id=host_id)
+        .order_by("-taken_at", "-id")
+        .values("id", "phase", "taken_at", "cpu_busy_pct", "mem_used_mb", "mem_total_mb", "agent_processes")[:limit]
+    )
+    timeline = []
+    for row in reversed(rows):
+        rss, cpu = agent_totals({"agent_processes": row["agent_processes"] or []})
+        used, total = _num(row["mem_used_mb"]), _num(row["mem_total_mb"])
+        timeline.append(
+            {
+                "id": row["id"],
+                "phase": row["phase"],
+                "taken_at": row["taken_at"],
+                "cpu_busy_pct": _num(row["cpu_busy_pct"]),
+                "mem_used_pct": round(used / total * 100, 1) if used is not None and total else None,
+                "agent_rss_mb": rss,
+                "agent_cpu_pct": cpu,
+            }
+        )
+    return timeline

@@ -23,7 +23,7 @@ HOSTS = int(os.environ.get("DEMO_HOSTS", "50"))
 FAULTS = os.environ.get(
     "DEMO_FAULTS",
     "unreachable:46,host-key:47,auth:48,disk-full:41,low-memory:42,fanotify-off:43,conflicting-av:44,"
-    "tls-inspection:45,one-core:40,slow=1.5:39,cpu-regression=18:30-32,install-fail:5,unhealthy:34",
+    "tls-inspection:45,one-core:40,slow=1.5:39,cpu-regression=50:2+7+8,install-fail:5,unhealthy:34",
 )
 
 

@@ -10,15 +10,16 @@ import csv
 from typing import Any
 
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from deployments import charts
 from deployments.comparison import METRICS
 from deployments.models import Rollout
-from deployments.report import FIGURES, csv_rows, rollout_report
+from deployments.report import FIGURES, csv_rows, host_comparison, rollout_report
 from deployments.views.rollouts import _rollout_or_404
+from hosts.selectors import latest_diagnoses
 from mdefleet.roles import VIEWER
 from mdefleet.views import role_required
 
@@ -96,9 +97,19 @@ def host_cells(host: dict[str, Any]) -> list[dict[str, str]]:
         _show(host["deltas"]["agent_rss_mb"], level=judged["agent_rss_mb"]),
         _show(host["agent_rss_pct_of_ram"], suffix=" %"),
         _show(host["deltas"]["agent_cpu_pct"], level=judged["agent_cpu_pct"]),
+        _show(host["agent_cpu_pct_of_host"], suffix=" %"),
         _show(host["deltas"]["disk_mb"], level=judged["disk_mb"]),
     ]
     return cells
+
+
+def _wave_tables(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per wave its distribution rows (median, p95, max, over each limit, vs the earlier waves)."""
+    tables = []
+    for wave in report["waves"]:
+        rows = [{"key": metric, **dist} for metric, dist in wave["distributions"].items()]
+        tables.append({"wave": wave, "rows": rows})
+    return tables
 
 
 def _context(rollout: Rollout, report: dict[str, Any]) -> dict[str, Any]:
@@ -107,7 +118,7 @@ def _context(rollout: Rollout, report: dict[str, Any]) -> dict[str, Any]:
     groups = [
         (
             title,
-            [{**g, "shown": [g["medians"][m] for m in GROUP_METRICS]} for g in report["groups"][key]],
+            [{**g, "shown": [(g["medians"][m], g["p95s"][m]) for m in GROUP_METRICS]} for g in report["groups"][key]],
         )
         for key, title in (("distro", "distro and version"), ("tag", "tag"))
     ]
@@ -120,6 +131,7 @@ def _context(rollout: Rollout, report: dict[str, Any]) -> dict[str, Any]:
         "regressed": [h for h in report["hosts"] if h["regressed"]],
         "figures": FIGURES,
         "metric_meta": METRICS,
+        "wave_tables": _wave_tables(report),
         **_chart_context(report),
     }
 
@@ -131,6 +143,10 @@ def rollout_comparison(request: HttpRequest, pk: int) -> HttpResponse:
     rollout = _rollout_or_404(pk)
     report = rollout_report(rollout)
     context = _context(rollout, report)
+    # The latest high-CPU diagnosis of each regressed host shown (one query, hosts/selectors.py).
+    shown = context["regressed"][:20]
+    found = latest_diagnoses(h["host_id"] for h in shown)
+    context["diagnosed"] = [(h, found.get(h["host_id"])) for h in shown]
     paginator = Paginator(report["hosts"], HOSTS_PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
     context.update(
@@ -165,3 +181,42 @@ def report_csv_response(rollout: Rollout) -> HttpResponse:
 def rollout_comparison_csv(request: HttpRequest, pk: int) -> HttpResponse:
     """The comparison page's per-host numbers as a download."""
     return report_csv_response(_rollout_or_404(pk))
+
+
+TIMELINE_SERIES = (("cpu_busy_pct", "CPU busy %", charts.OVER), ("mem_used_pct", "Memory used %", charts.OK))
+
+
+@require_GET
+@role_required(VIEWER)
+def rollout_comparison_host(request: HttpRequest, pk: int, run_id: int) -> HttpResponse:
+    """One host's comparison: every figure pre/post, processes, filesystems, its wave gate, its timeline."""
+    rollout = _rollout_or_404(pk)
+    host = host_comparison(rollout, run_id)
+    if host is None:
+        raise Http404("No such host in this rollout.")
+    host["cells"] = host_cells(host)
+    points = [{**p, "label": f"{p['phase']} {p['taken_at']:%Y-%m-%d %H:%M}"} for p in host["timeline"]]
+    chart = charts.timeline(points, series=TIMELINE_SERIES, title=f"{host['name']}: snapshots over time")
+    figures = [{"label": label, "unit": unit, **host["figures"][key]} for key, label, unit in FIGURES]
+    return render(
+        request,
+        "deployments/comparison_host.html",
+        {
+            "rollout": rollout,
+            "host": host,
+            "timeline_chart": chart,
+            "timeline": points,
+            "figure_rows": figures,
+            "metric_rows": [
+                {
+                    "key": key,
+                    "label": meta["label"],
+                    "unit": meta["unit"],
+                    "value": host["deltas"][key],
+                    "level": host["judged"][key],
+                    "rule": host["rules"][key],
+                }
+                for key, meta in METRICS.items()
+            ],
+        },
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deployments.comparison import host_deltas
+from deployments.comparison import agent_share, filesystem_changes, host_deltas, process_changes
 
 PRE = {
     "cpu_busy_pct": 12.5,
@@ -40,3 +40,41 @@ def test_a_missing_figure_in_one_snapshot_stays_none() -> None:
     deltas = host_deltas({**PRE, "cpu_busy_pct": None}, POST)
     assert deltas["cpu_points"] is None
     assert deltas["mem_mb"] == 600.0
+
+
+def proc(pid: int, name: str, cpu: float, rss_mb: float) -> dict:
+    return {"pid": pid, "name": name, "cpu_pct": cpu, "rss_kb": int(rss_mb * 1024)}
+
+
+def test_processes_that_appeared_or_grew_are_matched_by_name_across_new_pids() -> None:
+    pre = {"top_processes": [proc(10, "java", 40.0, 900), proc(11, "sshd", 0.1, 8), proc(12, "crond", 0.0, 4)]}
+    post = {
+        "top_processes": [proc(20, "java", 41.0, 960), proc(21, "sshd", 0.1, 8), proc(22, "crond", 4.5, 4)],
+        "agent_processes": [proc(30, "wdavdaemon", 30.0, 200), proc(31, "wdavdaemon", 2.0, 500)],
+    }
+    changes = {c["name"]: c for c in process_changes(pre, post)}
+    assert set(changes) == {"wdavdaemon", "java", "crond"}  # sshd neither appeared nor grew
+    assert changes["wdavdaemon"] == {
+        "name": "wdavdaemon", "change": "new", "count": 2, "rss_mb": 700.0, "rss_mb_delta": 700.0,
+        "cpu_pct": 32.0, "cpu_pct_delta": 32.0,
+    }  # fmt: skip
+    assert changes["java"]["change"] == "grew" and changes["java"]["rss_mb_delta"] == 60.0
+    assert changes["crond"]["cpu_pct_delta"] == 4.5  # grew by CPU, not RSS
+    assert process_changes(pre, post)[0]["name"] == "wdavdaemon"  # biggest CPU growth first
+
+
+def test_filesystems_are_listed_by_the_free_space_they_lost() -> None:
+    rows = filesystem_changes(PRE, POST)
+    assert [(r["mount"], r["lost_mb"], r["lost_pct"]) for r in rows] == [
+        ("/", 1000.0, round(1_024_000 / 10_240_000 * 100, 2)),
+        ("/var", 500.0, round(512_000 / 4_096_000 * 100, 2)),
+    ]
+    assert host_deltas(PRE, POST)["base"]["disk_mb"] == 10_000.0  # / had 10,000 MB free before
+
+
+def test_the_agent_share_is_of_all_cores_of_the_busy_cpu_and_of_ram() -> None:
+    share = agent_share(POST, cores=4)
+    assert share["cpu_pct_of_host"] == 1.0  # 4 % of one core over 4 cores
+    assert share["cpu_pct_of_busy"] == 5.0  # 1 % of the host out of 20 % busy
+    assert share["rss_pct_of_ram"] == round(400 / 8000 * 100, 2)
+    assert agent_share(POST, cores=None)["cpu_pct_of_host"] is None

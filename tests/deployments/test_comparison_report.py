@@ -26,6 +26,7 @@ from deployments.choices import HostRunStatus, RolloutStatus, WaveStatus
 from deployments.models import HostRun, Rollout, StepResult, Wave
 from deployments.report import distribution, percentile_nearest_rank
 from hosts.choices import StepStatus
+from hosts.models import Host, Snapshot
 from tests.factories import ProfileFactory, eligible_hosts, fernet_keys  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fernet_keys")]
@@ -309,5 +310,111 @@ def test_the_query_count_is_the_same_for_10_and_500_hosts(viewer_client: Any, ap
         assert caller.get(path).status_code == 200  # warm the session and caches
         with CaptureQueriesContext(connection) as queries:
             assert caller.get(path).status_code == 200
+        counts.append(len(queries))
+    assert counts[0] == counts[1], counts
+
+
+# --- the new per-host figures: processes, filesystems, the agent's share; per-wave tables -------------
+
+
+def test_csv_and_api_carry_processes_filesystems_and_the_agent_share_computed_from_the_snapshots(
+    viewer_client: Any, api_client_for: Any
+) -> None:
+    built = build(12, no_data_every=100, failed_every=100)
+    Host.objects.filter(host_runs__rollout=built.rollout).update(cpu_cores=4)
+    posts = {
+        r.host_run.host.name: r.parsed
+        for r in StepResult.objects.filter(host_run__rollout=built.rollout, step="snapshot_post").select_related(
+            "host_run__host"
+        )
+    }
+    pres = {
+        r.host_run.host.name: r.parsed
+        for r in StepResult.objects.filter(host_run__rollout=built.rollout, step="snapshot_pre").select_related(
+            "host_run__host"
+        )
+    }
+    body = api_client_for("viewer").get(api_url(built.rollout)).json()
+    rows = {
+        r["host"]: r for r in read_csv(viewer_client.get(page_url("rollout-comparison-csv", built.rollout)).content)
+    }
+    for host in body["hosts"]:
+        post, pre = posts[host["host"]], pres[host["host"]]
+        agent_kb = post["agent_processes"][0]["rss_kb"]
+        # wdavdaemon is new: its RSS and CPU are the growth; 3 % of one core over 4 cores is 0.75 % of the host.
+        assert host["processes"] == [
+            {"name": "wdavdaemon", "change": "new", "count": 1, "rss_mb": round(agent_kb / 1024, 1),
+             "rss_mb_delta": round(agent_kb / 1024, 1), "cpu_pct": 3.0, "cpu_pct_delta": 3.0}
+        ]  # fmt: skip
+        assert host["agent_cpu_pct_of_host"] == 0.75
+        assert host["agent_cpu_pct_of_busy"] == round(min(100.0, 0.75 / post["cpu_busy_pct"] * 100), 1)
+        assert host["agent_rss_pct_of_ram"] == round(agent_kb / 1024 / 7821.0 * 100, 2)
+        lost = {fs["mount"]: fs["lost_mb"] for fs in host["filesystems"]}
+        assert lost["/"] == round((pre["filesystems"][0]["avail_kb"] - post["filesystems"][0]["avail_kb"]) / 1024, 1)
+        assert lost["/var"] == 0.0
+        row = rows[host["host"]]
+        assert row["agent_cpu_pct_of_host"] == "0.75"
+        assert row["processes_new_or_grown"].startswith("wdavdaemon new, CPU +3 %, RSS +")
+        assert row["filesystems_lost"].startswith(f"/ {lost['/']:g} MB")
+
+
+def test_each_wave_has_its_own_distribution_and_the_earlier_waves_as_baseline(api_client_for: Any) -> None:
+    built = build(30, no_data_every=7, failed_every=100)
+    body = api_client_for("viewer").get(api_url(built.rollout)).json()
+    canary_name = min(built.cpu)  # the first host (wave 1)
+    rest = {n: v for n, v in built.cpu.items() if n != canary_name}
+    wave2 = body["waves"][1]["distributions"]["cpu_points"]
+    assert {k: wave2[k] for k in ("n", "missing", "median", "p95", "max")} == expected_dist(rest)
+    assert wave2["over"] == sum(1 for v in rest.values() if v is not None and v > 25)
+    assert wave2["baseline_median"] == built.cpu[canary_name]
+    assert wave2["vs_baseline"] == round(expected_dist(rest)["median"] - built.cpu[canary_name], 2)
+    worst = sorted(((v, n) for n, v in rest.items() if v is not None), key=lambda vn: (-vn[0], vn[1]))[:5]
+    assert [(w["value"], w["name"]) for w in wave2["worst"]] == [(v, n) for v, n in worst]
+
+
+def test_the_host_detail_shows_its_figures_processes_filesystems_and_a_snapshot_timeline(
+    viewer_client: Any,
+) -> None:
+    built = build(5, no_data_every=100, failed_every=100)
+    name, value = max(((n, v) for n, v in built.cpu.items() if v is not None), key=lambda nv: nv[1])
+    run = HostRun.objects.get(rollout=built.rollout, host__name=name)
+    now = timezone.now()
+    for minutes, phase, cpu in ((90, "adhoc", 11.0), (60, "pre", 12.0), (30, "post", 44.0), (1, "adhoc", 40.0)):
+        Snapshot.objects.create(
+            host=run.host, phase=phase, taken_at=now - timedelta(minutes=minutes), cpu_busy_pct=cpu,
+            mem_total_mb=8000.0, mem_used_mb=4000.0,
+        )  # fmt: skip
+    page = viewer_client.get(reverse("deployments:rollout-comparison-host", args=[built.rollout.pk, run.pk]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert f"{value:+g}" in html
+    assert 'id="host-processes"' in html and "wdavdaemon" in html
+    assert 'id="host-filesystems"' in html
+    timeline = html.split('id="timeline-table"')[1].split("</table>")[0]
+    assert timeline.index("44.0") < timeline.index("12.0")  # newest first in the table
+    assert html.count("<circle") >= 8  # 4 snapshots x 2 series in the chart
+    other = Rollout.objects.create(name="other", profile=built.rollout.profile)
+    missing = reverse("deployments:rollout-comparison-host", args=[other.pk, run.pk])
+    assert viewer_client.get(missing).status_code == 404
+
+
+def test_the_host_detail_needs_a_login(client: Any) -> None:
+    built = build(2)
+    run = HostRun.objects.filter(rollout=built.rollout).first()
+    assert run is not None
+    response = client.get(reverse("deployments:rollout-comparison-host", args=[built.rollout.pk, run.pk]))
+    assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_the_host_detail_query_count_does_not_grow_with_the_rollout(viewer_client: Any) -> None:
+    counts = []
+    for size, seed in ((10, 4), (300, 5)):
+        built = build(size, seed=seed)
+        run = HostRun.objects.filter(rollout=built.rollout).order_by("-id").first()
+        assert run is not None
+        url = reverse("deployments:rollout-comparison-host", args=[built.rollout.pk, run.pk])
+        assert viewer_client.get(url).status_code == 200
+        with CaptureQueriesContext(connection) as queries:
+            assert viewer_client.get(url).status_code == 200
         counts.append(len(queries))
     assert counts[0] == counts[1], counts
