@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import django_filters
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from deployments.choices import HostRunStatus, RolloutStatus
-from deployments.models import HostRun, Rollout
+from deployments.choices import Channel, HostRunStatus, RolloutStatus
+from deployments.models import HostRun, Profile, Rollout
+from hosts.filters import IsoDateTimeUtcFilter
 
 
 class RolloutFilterSet(django_filters.FilterSet):
@@ -16,10 +17,13 @@ class RolloutFilterSet(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=RolloutStatus.choices, label="Status", empty_label="any status")
     ticket = django_filters.CharFilter(field_name="ticket", lookup_expr="iexact", label="Ticket")
     profile = django_filters.NumberFilter(field_name="profile_id", label="Profile id")
-    created_after = django_filters.IsoDateTimeFilter(
+    tag = django_filters.CharFilter(
+        method="by_tag", label="Host tag", help_text="Rollouts with at least one host carrying this tag"
+    )
+    created_after = IsoDateTimeUtcFilter(
         field_name="created_at", lookup_expr="gte", label="Created after", help_text="ISO 8601 date-time"
     )
-    created_before = django_filters.IsoDateTimeFilter(
+    created_before = IsoDateTimeUtcFilter(
         field_name="created_at", lookup_expr="lt", label="Created before", help_text="ISO 8601 date-time"
     )
     ordering = django_filters.OrderingFilter(
@@ -36,7 +40,14 @@ class RolloutFilterSet(django_filters.FilterSet):
 
     class Meta:
         model = Rollout
-        fields = ["q", "status", "ticket", "profile", "created_after", "created_before"]
+        fields = ["q", "status", "ticket", "profile", "tag", "created_after", "created_before"]
+
+    def by_tag(self, queryset: QuerySet[Rollout], name: str, value: str) -> QuerySet[Rollout]:
+        value = value.strip()
+        if not value:
+            return queryset
+        runs = HostRun.objects.filter(rollout=OuterRef("pk"), host__tags__name=value)
+        return queryset.filter(Exists(runs))
 
     def search(self, queryset: QuerySet[Rollout], name: str, value: str) -> QuerySet[Rollout]:
         value = value.strip()
@@ -51,6 +62,11 @@ class HostRunFilterSet(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=HostRunStatus.choices, label="Status", empty_label="any status")
     wave = django_filters.NumberFilter(method="by_wave", label="Wave", help_text="Wave number, 1 for the first")
     q = django_filters.CharFilter(method="search", label="Host", help_text="Part of the host's name or address")
+    ordering = django_filters.OrderingFilter(
+        fields=(("id", "id"), ("host__name", "host"), ("status", "status"), ("started_at", "started_at"),
+                ("finished_at", "finished_at")),
+        label="Order by",
+    )  # fmt: skip
 
     class Meta:
         model = HostRun
@@ -64,3 +80,27 @@ class HostRunFilterSet(django_filters.FilterSet):
         if not value:
             return queryset
         return queryset.filter(Q(host__name__icontains=value) | Q(host__address__icontains=value))
+
+
+class ProfileFilterSet(django_filters.FilterSet):
+    """Profiles by text (name or description), channel and creation time; the page and the API share it."""
+
+    q = django_filters.CharFilter(method="filter_q", label="Search", help_text="Part of the name or description")
+    channel = django_filters.ChoiceFilter(choices=Channel.choices, empty_label="Any channel")
+    created_after = IsoDateTimeUtcFilter(
+        field_name="created_at", lookup_expr="gte", label="Created after", help_text="ISO 8601 date-time"
+    )
+    created_before = IsoDateTimeUtcFilter(
+        field_name="created_at", lookup_expr="lt", label="Created before", help_text="ISO 8601 date-time"
+    )
+    ordering = django_filters.OrderingFilter(
+        fields=(("name", "name"), ("channel", "channel"), ("created_at", "created_at"), ("updated_at", "updated_at")),
+        label="Order by",
+    )
+
+    class Meta:
+        model = Profile
+        fields = ["q", "channel", "created_after", "created_before"]
+
+    def filter_q(self, queryset: QuerySet[Profile], name: str, value: str) -> QuerySet[Profile]:
+        return queryset.filter(Q(name__icontains=value) | Q(description__icontains=value))

@@ -73,7 +73,7 @@ class ProfileSerializer(serializers.ModelSerializer):
     onboarding = serializers.SerializerMethodField()
     warnings = serializers.SerializerMethodField()
     hardening = serializers.SerializerMethodField()
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = Profile
@@ -170,6 +170,8 @@ ERRORS_400 = OpenApiResponse(
 def _write_data(request: Request) -> tuple[dict[str, Any] | None, Response | None]:
     """The request's writable fields, or a 400 naming unknown ones (read-only fields are ignored)."""
     raw = request.data
+    if not isinstance(raw, dict):
+        return None, Response({"non_field_errors": ["Send a JSON object of fields."]}, status=400)
     known_read_only = set(ProfileSerializer.Meta.fields) - set(EDITABLE_FIELDS)
     unknown = sorted(key for key in raw if key not in EDITABLE_FIELDS and key not in known_read_only)
     if unknown:
@@ -247,8 +249,9 @@ class ProfileViewSet(
                 return Response({"onboarding": ["The file is larger than 1 MB."]}, status=status.HTTP_400_BAD_REQUEST)
             filename, content = upload.name, upload.read()
         else:
-            filename = request.data.get("filename")
-            encoded = request.data.get("content_base64")
+            data = request.data if isinstance(request.data, dict) else {}
+            filename = data.get("filename")
+            encoded = data.get("content_base64")
             if not isinstance(filename, str) or not isinstance(encoded, str):
                 return Response(
                     {"onboarding": ['Send a multipart "file", or JSON "filename" and "content_base64".']},

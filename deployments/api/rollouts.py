@@ -7,6 +7,7 @@ an action that does not apply to the rollout's state answers 409 with the reason
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.http import HttpResponse
@@ -22,12 +23,13 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from deployments import selectors
+from deployments import idempotency, selectors
+from deployments.api.schedules import ScheduleInputSerializer, WindowSerializer, WindowStateSerializer
 from deployments.choices import HostRunStatus, RolloutStatus, WaveStatus
 from deployments.filters import HostRunFilterSet, RolloutFilterSet
 from deployments.forms.rollouts import DEFAULT_PLAN
@@ -36,10 +38,24 @@ from deployments.services import rollouts as services
 from hosts.api.pagination import StandardPagination
 from hosts.choices import StepStatus
 from mdefleet.audit import Actor
+from mdefleet.errors import Conflict
 from mdefleet.roles import APPROVER, OPERATOR
 
 # The service names the host selection "hosts"; the API calls the field "selection".
 ERROR_KEYS = {"hosts": "selection"}
+
+
+def _invalid(exc: services.RolloutInvalid, wave_plan: Any = None) -> ValidationError:
+    """The service's refusal as a 400 with field paths (``wave 3: ...`` of a listed plan → ``wave_plan[2]``)."""
+    errors: dict[str, Any] = {}
+    for key, messages in exc.errors.items():
+        for message in messages:
+            match = re.match(r"wave (\d+): ", message)
+            path = ERROR_KEYS.get(key, key)
+            if key == "wave_plan" and match and isinstance(wave_plan, list):
+                path = f"wave_plan[{int(match.group(1)) - 1}]"
+            errors.setdefault(path, []).append(message)
+    return ValidationError(errors)
 
 
 def _flag(request: Request, name: str) -> bool:
@@ -104,7 +120,7 @@ class WaveSerializer(serializers.ModelSerializer):
         help_text="{verdict, reasons, numbers: {hosts, failed, allowed_failed, failed_total, "
         "allowed_failed_total, regressions: {metric: {threshold, over, missing, worst, hosts_over}}}}",
     )
-    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = Wave
@@ -137,12 +153,15 @@ class RolloutSerializer(serializers.ModelSerializer):
 
     profile_name = serializers.CharField(source="profile.name", read_only=True)
     status = RolloutStatusField(read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     counts = serializers.SerializerMethodField()
     waves = serializers.SerializerMethodField()
     excluded_count = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
     page_url = serializers.SerializerMethodField()
+    window = serializers.SerializerMethodField(help_text="The schedule's state now")
+    maintenance_windows = WindowSerializer(many=True, read_only=True)
+    blackout_dates = serializers.ListField(child=serializers.DateField(), read_only=True)
 
     class Meta:
         model = Rollout
@@ -163,6 +182,12 @@ class RolloutSerializer(serializers.ModelSerializer):
             "settle_seconds",
             "auto_promote",
             "approval_timeout_seconds",
+            "start_at",
+            "start_before",
+            "schedule_timezone",
+            "maintenance_windows",
+            "blackout_dates",
+            "window",
             "excluded_count",
             "created_by",
             "created_at",
@@ -184,6 +209,13 @@ class RolloutSerializer(serializers.ModelSerializer):
     def get_waves(self, rollout: Rollout) -> list[dict[str, Any]]:
         context = {**self.context, "wave_counts": getattr(rollout, "wave_counts", {})}
         return WaveSerializer(rollout.waves.all(), many=True, context=context).data
+
+    @extend_schema_field(WindowStateSerializer)
+    def get_window(self, rollout: Rollout) -> dict[str, Any]:
+        from deployments.services.schedules import rollout_window_state
+
+        state = rollout_window_state(rollout)
+        return {key: state[key] for key in WindowStateSerializer().fields}
 
     def get_excluded_count(self, rollout: Rollout) -> int:
         return len(rollout.excluded_hosts or [])
@@ -239,7 +271,7 @@ class RolloutPlanSerializer(serializers.Serializer):
         raise serializers.ValidationError('text "1, 5%, 100%" or a list of counts and percentages')
 
 
-class RolloutCreateSerializer(RolloutPlanSerializer):
+class RolloutCreateSerializer(ScheduleInputSerializer, RolloutPlanSerializer):
     """What planning a rollout takes; everything but the name, profile and selection has a default."""
 
     name = serializers.CharField(max_length=200, allow_blank=True)
@@ -449,6 +481,9 @@ class RolloutReportSerializer(serializers.Serializer):
         help_text="{hosts, ok, failed, unfinished, cancelled, regressed, compared, no_data}"
     )
     gates = serializers.JSONField(help_text="Regression thresholds by metric (null: not gated)")
+    rules = serializers.JSONField(
+        help_text="Regression rules by metric: {allowed, critical, relative, baseline, unit, describe} or null"
+    )
     distributions = serializers.JSONField(
         help_text="Per metric over every host: {label, unit, threshold, over, n, missing, median, p95, max, min, mean}"
     )
@@ -459,20 +494,23 @@ class RolloutReportSerializer(serializers.Serializer):
     worst = serializers.JSONField(help_text="Per metric the 10 largest changes: [{run_id, name, wave, value, url}]")
     groups = serializers.JSONField(help_text="{distro: [...], tag: [...]}: {group, hosts, regressed, medians}")
     hosts = serializers.JSONField(
-        help_text="Per host run, the CSV's columns (pre, post, delta and delta % of each figure), plus over and url"
+        help_text="Per host run, the CSV's columns (pre, post, delta and delta % of each figure, the agent's "
+        "share of CPU and RAM), plus over, marginal, missing, processes (new or grown), filesystems (most "
+        "free space lost) and url"
     )
     failed_steps = serializers.JSONField(help_text="[{run_id, name, step, reason, url}]")
 
 
 def report_data(report: dict[str, Any]) -> dict[str, Any]:
     """The report as the API gives it: per-host rows flat, like the CSV."""
-    from deployments.report import host_flat
+    from deployments.report import host_api
 
-    hosts = [{**host_flat(h), "over": h["over"], "missing": h["missing"], "url": h["url"]} for h in report["hosts"]]
+    hosts = [host_api(h) for h in report["hosts"]]
     return {
         "rollout": report["rollout"],
         "summary": report["summary"],
         "gates": report["thresholds"],
+        "rules": report["rules"],
         "distributions": report["distributions"],
         "waves": report["waves"],
         "worst": report["worst"],
@@ -503,7 +541,8 @@ class RolloutReportCsvView(APIView):
 
 FIELD_ERRORS = OpenApiResponse(
     OpenApiTypes.OBJECT,
-    description='Messages by field, e.g. {"selection": ["web-01 is already in rollout \'May patch\'"]}; nothing saved',
+    description="Refused, nothing saved: a problem with every refused value and its path in `errors`, e.g. "
+    "{path: \"selection\", message: \"web-01 is already in rollout 'May patch'\"} or {path: \"wave_plan[2]\", ...}",
 )
 ACTION_RESPONSES = {
     200: RolloutDetailSerializer,
@@ -521,7 +560,23 @@ def _action_schema(summary: str) -> Any:
     create=extend_schema(
         summary="Plan a rollout (draft); start it with POST .../start/",
         request=RolloutCreateSerializer,
-        responses={201: RolloutDetailSerializer, 400: FIELD_ERRORS},
+        parameters=[
+            OpenApiParameter(
+                idempotency.HEADER,
+                OpenApiTypes.STR,
+                location=OpenApiParameter.HEADER,
+                required=False,
+                description="Up to 255 printable ASCII characters, unique per request you mean (e.g. the ticket's "
+                "sys_id plus an attempt number). The same key and body within 24 hours return the first answer "
+                "again (header Idempotent-Replayed: true), never a second rollout; the same key with another "
+                "body is a 409. Keys are per caller.",
+            )
+        ],
+        responses={
+            201: RolloutDetailSerializer,
+            400: FIELD_ERRORS,
+            409: OpenApiResponse(description="The Idempotency-Key was already used with a different body"),
+        },
     ),
 )
 class RolloutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -555,6 +610,25 @@ class RolloutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return self._respond(self.get_object().pk)
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        try:
+            key = idempotency.idempotency_key_clean(request.headers.get(idempotency.HEADER))
+        except idempotency.IdempotencyKeyInvalid as exc:
+            raise ValidationError({idempotency.HEADER: [str(exc)]}) from None
+        if key is None:
+            return self._plan(request)
+
+        def create() -> tuple[int, Any, Rollout]:
+            response = self._plan(request)
+            return response.status_code, response.data, response.rollout  # type: ignore[attr-defined]
+
+        try:
+            outcome = idempotency.rollout_create_idempotent(user=request.user, key=key, data=request.data, create=create)
+        except idempotency.IdempotencyKeyReused as exc:
+            raise Conflict(str(exc), problem_type="idempotency-key-reused", title="Idempotency key reused") from None
+        headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
+        return Response(outcome.body, status=outcome.status, headers=headers)
+
+    def _plan(self, request: Request) -> Response:
         form = RolloutCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
@@ -571,10 +645,13 @@ class RolloutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
                 settle_seconds=data["settle_seconds"],
                 auto_promote=data["auto_promote"],
                 approval_timeout_seconds=data["approval_timeout_seconds"],
+                schedule=data["schedule"],
             )
         except services.RolloutInvalid as exc:
-            return Response({ERROR_KEYS.get(k, k): v for k, v in exc.errors.items()}, status=400)
-        return self._respond(rollout.pk, status.HTTP_201_CREATED)
+            raise _invalid(exc, data["wave_plan"]) from None
+        response = self._respond(rollout.pk, status.HTTP_201_CREATED)
+        response.rollout = rollout  # type: ignore[attr-defined]
+        return response
 
     @extend_schema(
         summary="The waves a selection and a plan would get, and the hosts left out (nothing is saved)",
@@ -590,7 +667,7 @@ class RolloutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
                 selection=form.validated_data["selection"], wave_plan=form.validated_data["wave_plan"]
             )
         except services.RolloutInvalid as exc:
-            return Response({ERROR_KEYS.get(k, k): v for k, v in exc.errors.items()}, status=400)
+            raise _invalid(exc, form.validated_data["wave_plan"]) from None
         body = {
             "plan": preview["plan"],
             "sizes": preview["sizes"],
@@ -604,7 +681,7 @@ class RolloutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         try:
             service(actor=Actor.from_request(request), rollout=rollout)
         except services.ActionRefused as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+            raise Conflict(str(exc), problem_type="action-refused", title="Action refused") from None
         return self._respond(rollout.pk)
 
     @_action_schema("Start a draft rollout with its first wave")
@@ -650,6 +727,11 @@ class RolloutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             OpenApiParameter("status", OpenApiTypes.STR, enum=selectors.RUN_STATUSES, description="Host run status"),
             OpenApiParameter("wave", OpenApiTypes.INT, description="Wave number, 1 for the first"),
             OpenApiParameter("q", OpenApiTypes.STR, description="Part of the host's name or address"),
+            OpenApiParameter(
+                "ordering",
+                OpenApiTypes.STR,
+                description="id, host, status, started_at or finished_at; prefix - for descending; comma-separated",
+            ),
             OpenApiParameter("output", OpenApiTypes.BOOL, description="Include each step's output (≤ 64 KB)"),
             OpenApiParameter("parsed", OpenApiTypes.BOOL, description="Include each step's parsed data"),
         ],
@@ -662,7 +744,7 @@ class RolloutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         runs = selectors.host_runs_with_steps(rollout=rollout, with_output=with_output, with_parsed=with_parsed)
         filterset = HostRunFilterSet(request.query_params, queryset=runs, request=request)
         if not filterset.is_valid():
-            return Response(filterset.errors, status=400)
+            raise ValidationError(filterset.errors)
         page = self.paginate_queryset(filterset.qs)
         context = {**self.get_serializer_context(), "with_output": with_output, "with_parsed": with_parsed}
         return self.get_paginated_response(HostRunSerializer(page, many=True, context=context).data)
@@ -682,7 +764,7 @@ class RolloutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         try:
             limit = int(request.query_params.get("limit", selectors.DRY_RUN_DEFAULT))
         except ValueError:
-            return Response({"limit": ["a whole number"]}, status=400)
+            raise ValidationError({"limit": ["a whole number"]}) from None
         dry_run = selectors.rollout_dry_run(rollout=rollout, limit=limit)
         return Response(_dry_run_data(dry_run))
 

@@ -12,6 +12,8 @@ app_name = "deployments-api"
 router = DefaultRouter(trailing_slash=True)
 # The hosts API mounts under the same prefix; one root view would shadow the other.
 router.include_root_view = False
+# JSON only: the ".json" suffix routes crashed the @action views (they take no format argument).
+router.include_format_suffixes = False
 router.register("profiles", profiles.ProfileViewSet, basename="profile")
 router.register("rollouts", rollouts.RolloutViewSet, basename="rollout")
 

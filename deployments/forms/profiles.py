@@ -9,30 +9,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import django_filters
 from django import forms
-from django.db.models import Q, QuerySet
 
 from deployments import cron
 from deployments import managed_settings as ms
 from deployments.choices import Channel
+from deployments.filters import ProfileFilterSet  # noqa: F401 - the profile list's FilterSet, re-exported
 from deployments.models import Profile
 
 NOT_SET = ""
-
-
-class ProfileFilterSet(django_filters.FilterSet):
-    """Profiles by text (name or description) and channel; the page and the API share it."""
-
-    q = django_filters.CharFilter(method="filter_q", label="Search")
-    channel = django_filters.ChoiceFilter(choices=Channel.choices, empty_label="Any channel")
-
-    class Meta:
-        model = Profile
-        fields = ["q", "channel"]
-
-    def filter_q(self, queryset: QuerySet[Profile], name: str, value: str) -> QuerySet[Profile]:
-        return queryset.filter(Q(name__icontains=value) | Q(description__icontains=value))
 
 
 class ProfileGeneralForm(forms.Form):

@@ -26,6 +26,7 @@ from tests.factories import (
     eligible_hosts,
     fernet_keys,  # noqa: F401 (fixture)
 )
+from tests.problems import assert_problem, errors_by_path
 
 MARKER = "MARKER-onboarding-secret-api-41aa"
 ROLLOUTS = "/api/v1/rollouts/"
@@ -123,7 +124,7 @@ def test_bad_input_is_refused_by_field_and_nothing_is_saved(
     events = AuditEvent.objects.count()
     response = api_client_for("operator").post(ROLLOUTS, data, format="json")
     assert response.status_code == 400
-    assert words in " ".join(response.json()[field])
+    assert words in " ".join(errors_by_path(response.json())[field])
     assert Rollout.objects.count() == 0 and AuditEvent.objects.count() == events
 
 
@@ -134,7 +135,7 @@ def test_a_host_in_another_active_rollout_refuses_the_plan_naming_that_rollout(
     plan(profile, hosts[1:2], name="Canary", wave_plan="100%")
     response = api_client_for("operator").post(ROLLOUTS, body(profile, hosts), format="json")
     assert response.status_code == 400
-    assert response.json()["selection"] == ["web-0001 is already in rollout 'Canary'"]
+    assert errors_by_path(response.json())["selection"] == ["web-0001 is already in rollout 'Canary'"]
     assert Rollout.objects.count() == 1
 
 
@@ -303,7 +304,7 @@ def test_an_action_that_does_not_apply_is_a_conflict_with_the_reason(
     rollout = in_state(profile, state)
     response = api_client_for("admin").post(f"{ROLLOUTS}{rollout.pk}/{action}/")
     assert response.status_code == 409
-    assert response.json() == {"detail": words}
+    assert assert_problem(response.json(), 409)["detail"] == words
     assert Rollout.objects.get(pk=rollout.pk).status == state
 
 
@@ -311,7 +312,8 @@ def test_aborting_twice_is_a_conflict(api_client_for: Any, profile: Profile) -> 
     rollout = in_state(profile, RolloutStatus.RUNNING)
     api = api_client_for("operator")
     assert api.post(f"{ROLLOUTS}{rollout.pk}/abort/").status_code == 200
-    assert api.post(f"{ROLLOUTS}{rollout.pk}/abort/").json() == {"detail": "the rollout is already aborted"}
+    again = api.post(f"{ROLLOUTS}{rollout.pk}/abort/").json()
+    assert assert_problem(again, 409)["detail"] == "the rollout is already aborted"
 
 
 # --- dry run ---------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""REST API of project-wide objects: service accounts (admin only)."""
