@@ -1,0 +1,1 @@
+"""Outgoing webhooks: subscriptions, signed deliveries from Celery with retries, and their log."""
