@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 
 from deployments.comparison import METRICS
+from deployments.forms.schedules import SCHEDULE_ERROR_FIELDS, ScheduleForm
 from deployments.gates import DEFAULT_GATES
 from deployments.models import Profile
 from hosts.choices import AgentState, Eligibility
@@ -30,6 +31,7 @@ ERROR_FIELDS = {
     "soak_seconds": "soak_minutes",
     "settle_seconds": "settle_seconds",
     "approval_timeout_seconds": "approval_timeout_hours",
+    **SCHEDULE_ERROR_FIELDS,
 }
 
 
@@ -37,8 +39,8 @@ def _regression_field(metric: str) -> str:
     return f"reg_{metric}"
 
 
-class RolloutForm(forms.Form):
-    """Name, profile, hosts (tags, fleet filter, explicit list), wave plan, gates and timings."""
+class RolloutForm(ScheduleForm):
+    """Name, profile, hosts (tags, fleet filter, explicit list), wave plan, gates, timings and schedule."""
 
     name = forms.CharField(max_length=200, required=False, widget=forms.TextInput(attrs={"autofocus": True}))
     profile = forms.ModelChoiceField(queryset=Profile.objects.order_by("name"), empty_label="choose a profile")
@@ -185,6 +187,7 @@ class RolloutForm(forms.Form):
             "settle_seconds": int(data["settle_seconds"]),
             "auto_promote": bool(data["auto_promote"]),
             "approval_timeout_seconds": round(data["approval_timeout_hours"] * 3600),
+            "schedule": self.schedule_data(),
         }
 
     def add_service_errors(self, errors: dict[str, list[str]]) -> None:

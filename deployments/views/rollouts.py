@@ -26,6 +26,7 @@ from deployments.filters import HostRunFilterSet, RolloutFilterSet
 from deployments.forms.rollouts import FILTER_FIELDS, RolloutForm
 from deployments.models import HostRun, Rollout, StepResult
 from deployments.services import rollouts as services
+from deployments.views.schedules import preview_context as schedule_preview_context
 from mdefleet.audit import Actor
 from mdefleet.roles import APPROVER, OPERATOR, VIEWER, has_role
 from mdefleet.views import htmx_target, role_required
@@ -118,7 +119,8 @@ def _initial_from_fleet(request: HttpRequest) -> dict[str, Any]:
 @role_required(OPERATOR)
 def rollout_new(request: HttpRequest) -> HttpResponse:
     """Plan a rollout (draft) with a live preview; invalid input saves nothing and shows why."""
-    form = RolloutForm(request.POST or None, initial=_initial_from_fleet(request))
+    # An empty POST is still a post: bound (and invalid), never mistaken for the blank form.
+    form = RolloutForm(request.POST if request.method == "POST" else None, initial=_initial_from_fleet(request))
     context: dict[str, Any] = {"form": form}
     if request.method == "POST" and form.is_valid():
         try:
@@ -130,6 +132,7 @@ def rollout_new(request: HttpRequest) -> HttpResponse:
             return redirect("deployments:rollout", pk=rollout.pk)
     if request.method == "POST":
         context.update(_preview_context(form))
+        context.update(schedule_preview_context(form))
     return render(request, "deployments/rollout_form.html", context)
 
 
@@ -139,7 +142,7 @@ def rollout_preview(request: HttpRequest) -> HttpResponse:
     """The wave plan of the posted form: a fragment for htmx, the form page for a plain post."""
     form = RolloutForm(request.POST)
     form.is_valid()
-    context = {"form": form, **_preview_context(form)}
+    context = {"form": form, **_preview_context(form), **schedule_preview_context(form)}
     if htmx_target(request) is not None:
         return render(request, "deployments/partials/rollout_preview.html", context)
     return render(request, "deployments/rollout_form.html", context)
@@ -294,6 +297,8 @@ def rollout_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             return redirect("deployments:rollout", pk=rollout.pk)
         # A plain post gets the page back with the message and 409 Conflict, like the API.
         return _detail_page(request, _rollout_or_404(rollout.pk), status=409)
+    if action == "start" and Rollout.objects.filter(pk=rollout.pk, status=RolloutStatus.SCHEDULED).exists():
+        done = "Rollout scheduled: wave 1 starts when its schedule allows."
     messages.success(request, done)
     return redirect("deployments:rollout", pk=rollout.pk)
 
