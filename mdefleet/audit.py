@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
 
 from mdefleet.models import AuditEvent
@@ -24,12 +26,31 @@ class Actor:
         label = user.get_username() if user is not None and user.is_authenticated else "anonymous"
         if getattr(request, "auth", None) is not None:
             label = f"{label} (token)"
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        ip = forwarded.split(",")[0].strip() if forwarded else request.META.get("REMOTE_ADDR")
-        return cls(user=user if user is not None and user.is_authenticated else None, label=label, source_ip=ip or None)
+        return cls(
+            user=user if user is not None and user.is_authenticated else None, label=label, source_ip=client_ip(request)
+        )
 
 
 SYSTEM = Actor(label="system")
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The caller's address. Behind the TLS proxy (BEHIND_TLS_PROXY) it is the last X-Forwarded-For
+    entry, the one our proxy appended; the entries before it are the client's word, so never used."""
+    if settings.SECURE_PROXY_SSL_HEADER:
+        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+        if forwarded and _is_ip(forwarded[-1]):
+            return forwarded[-1]
+    remote = request.META.get("REMOTE_ADDR") or ""
+    return remote if _is_ip(remote) else None
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def audit_record(*, actor: Actor, action: str, target: Any = None, details: dict[str, Any] | None = None) -> AuditEvent:
