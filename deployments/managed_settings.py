@@ -939,6 +939,9 @@ def baseline() -> dict[str, Any]:
 # --- proxies -------------------------------------------------------------------------------------
 
 
+_PROXY_HOST = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?|[0-9a-f:.]+", re.ASCII)
+
+
 def proxy_problem(value: str, *, allow_unsupported: bool = False) -> str | None:
     """Why a static proxy URL is refused (None if acceptable).
 
@@ -953,8 +956,11 @@ def proxy_problem(value: str, *, allow_unsupported: bool = False) -> str | None:
         return f"{shown} is not a URL like http://proxy.example.com:3128"
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return f"{shown} must look like http://host:port or https://host:port"
-    if port is None:
-        return f"{shown} needs a port, e.g. http://{parts.hostname}:3128"
+    if not _PROXY_HOST.fullmatch(parts.hostname):
+        # The URL reaches the package manager's config and the agent's: no quotes, $() or backticks.
+        return f"{shown}: the host must be a name (letters, digits, hyphens, dots) or an IP address"
+    if not port:  # none given, or 0
+        return f"{shown} needs a port from 1 to 65535, e.g. http://{parts.hostname}:3128"
     if not allow_unsupported:
         unsupported = unsupported_proxy_reason(value)
         if unsupported:

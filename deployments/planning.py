@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import re
 
-_ENTRY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")
+# ASCII digits only: fullwidth or Arabic-Indic digits would pass \d and read as numbers.
+_ENTRY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$", re.ASCII)
 
 
 class PlanError(ValueError):
