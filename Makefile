@@ -45,3 +45,4 @@ bench: venv
 	bash scripts/test-services.sh
 	$(TEST_ENV) $(BIN)/python manage.py bench --hosts 100 --workers both $(BENCH_ARGS)
 	$(TEST_ENV) $(BIN)/python manage.py bench --hosts 1000 --workers both $(BENCH_ARGS)
+	$(TEST_ENV) $(BIN)/python manage.py bench pages

@@ -18,6 +18,7 @@ class OnboardingKind(models.TextChoices):
 
 class RolloutStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
+    SCHEDULED = "scheduled", "Scheduled"
     RUNNING = "running", "Running"
     SOAKING = "soaking", "Soaking"
     WAITING_APPROVAL = "waiting_approval", "Waiting for approval"
@@ -29,7 +30,7 @@ class RolloutStatus(models.TextChoices):
     @classmethod
     def active(cls) -> list[str]:
         """Statuses in which the rollout holds its hosts."""
-        return [cls.DRAFT, cls.RUNNING, cls.SOAKING, cls.WAITING_APPROVAL, cls.PAUSED, cls.HALTED]
+        return [cls.DRAFT, cls.SCHEDULED, cls.RUNNING, cls.SOAKING, cls.WAITING_APPROVAL, cls.PAUSED, cls.HALTED]
 
     @classmethod
     def terminal(cls) -> list[str]:

@@ -17,18 +17,20 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connections, transaction
-from django.db.models import F, Q
+from django.db import connections, router, transaction
+from django.db.models import Case, F, Model, Q, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from deployments.choices import HostRunStatus, RolloutStatus
 from deployments.models import HostRun, Profile, Rollout, StepResult
-from deployments.runner import HostJob, HostResult, RunnerLimits, Sink, StepRecord, run_and_store, run_hosts
+from deployments.runner import HostJob, HostPool, HostResult, RunnerLimits, Sink, StepRecord, run_and_store
 from deployments.steps.base import StepContext
 from deployments.steps.catalogue import rollout_steps
 from hosts.choices import SnapshotPhase, StepStatus
 from hosts.models import Host, Snapshot
 from hosts.targets import target_for
+from mdefleet.webhooks.events import emit
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +77,17 @@ class ProfileContext:
 
 
 def host_runs_claim(*, rollout_id: int, worker: str, limit: int) -> list[HostRun]:
-    """Take up to ``limit`` pending or abandoned host runs of the rollout's open waves."""
+    """Take up to ``limit`` pending or abandoned host runs of the rollout's open waves.
+
+    Nothing is taken while the rollout's maintenance window is closed: hosts not started stay
+    pending until the window opens again (the tick dispatches them then).
+    """
+    from deployments.services.schedules import rollout_may_start_wave
+
     stale = timezone.now() - timedelta(seconds=settings.MDEFLEET_CLAIM_STALE_SECONDS)
     with transaction.atomic():
         rollout = Rollout.objects.filter(pk=rollout_id, status=RolloutStatus.RUNNING).first()
-        if rollout is None:
+        if rollout is None or not rollout_may_start_wave(rollout, timezone.now()):
             return []
         rows = list(
             HostRun.objects.select_for_update(skip_locked=True)
@@ -92,8 +100,50 @@ def host_runs_claim(*, rollout_id: int, worker: str, limit: int) -> list[HostRun
             row.status, row.claimed_by, row.heartbeat_at = HostRunStatus.RUNNING, worker, now
             row.started_at = row.started_at or now
             row.attempt += 1
-        HostRun.objects.bulk_update(rows, ["status", "claimed_by", "heartbeat_at", "started_at", "attempt"])
+        # One plain UPDATE (the same values for every row), not bulk_update's CASE per row.
+        HostRun.objects.filter(pk__in=[row.pk for row in rows]).update(
+            status=HostRunStatus.RUNNING,
+            claimed_by=worker,
+            heartbeat_at=now,
+            started_at=Coalesce("started_at", Value(now)),
+            attempt=F("attempt") + 1,
+        )
     return rows
+
+
+HOST_AGENT_FIELDS = [
+    "agent_state", "agent_version", "definitions_version", "agent_healthy", "org_id", "real_time_protection",
+    "last_seen_at",
+]  # fmt: skip
+
+
+def copy_create(model: type[Model], objs: list[Model]) -> None:
+    """``bulk_create`` without returning ids, by ``COPY ... FROM STDIN``: one statement per batch.
+
+    Django's bulk insert on PostgreSQL sends each column as an array literal that psycopg escapes
+    in Python, a regex replacement per quote: for step output and JSON that was most of a worker's
+    database time (py-spy, issue 7). COPY streams the rows through psycopg's C writer instead.
+    Values go through each field's own ``get_db_prep_save`` (JSON, times, defaults), as in an insert.
+    """
+    if not objs:
+        return
+    conn = connections[router.db_for_write(model)]
+    if conn.vendor != "postgresql":
+        model._default_manager.bulk_create(objs)
+        return
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    rows = [[f.get_db_prep_save(f.pre_save(obj, True), conn) for f in fields] for obj in objs]
+    qn = conn.ops.quote_name
+    sql = f"COPY {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) FROM STDIN"
+
+    def copy(sql: str, params: Any, many: bool, context: dict[str, Any]) -> None:
+        with context["cursor"].cursor.copy(sql) as stream:
+            for row in rows:
+                stream.write_row(row)
+
+    with conn.cursor() as cursor:
+        # Through the cursor's wrappers, as every statement goes: query counters see this one too.
+        cursor._execute_with_wrappers(sql, None, False, executor=copy)
 
 
 class RolloutSink(Sink):
@@ -128,10 +178,11 @@ class RolloutSink(Sink):
         now = timezone.now()
         with transaction.atomic():
             # A run taken over by another worker (we were presumed dead) is no longer ours to write.
-            owned = set(
-                HostRun.objects.filter(pk__in=list(self.runs), claimed_by=self.worker).values_list("pk", flat=True)
-            )
-            StepResult.objects.bulk_create(
+            # Runs already finished here send nothing more: only the open ones are checked (fewer ids per write).
+            open_runs = [pk for pk in self.runs if pk not in self.finished]
+            owned = set(HostRun.objects.filter(pk__in=open_runs, claimed_by=self.worker).values_list("pk", flat=True))
+            copy_create(
+                StepResult,
                 [
                     StepResult(
                         host_run_id=r.run_id,
@@ -140,7 +191,7 @@ class RolloutSink(Sink):
                     )
                     for r in steps
                     if r.run_id in owned
-                ]
+                ],
             )
             snapshots = [
                 Snapshot(
@@ -152,7 +203,7 @@ class RolloutSink(Sink):
                 for r in steps
                 if r.run_id in owned and r.step in SNAPSHOT_STEPS and r.status != StepStatus.FAILED and r.parsed
             ]
-            Snapshot.objects.bulk_create(snapshots)
+            copy_create(Snapshot, snapshots)
             ended = []
             for result in results:
                 if result.run_id not in owned:
@@ -163,6 +214,9 @@ class RolloutSink(Sink):
                 ended.append(run)
                 self.finished.add(result.run_id)
             HostRun.objects.bulk_update(ended, ["status", "reason", "finished_at", "current_step"])
+            failed = [run.pk for run in ended if run.status == HostRunStatus.FAILED]
+            if failed:  # one event for the whole batch, not one per host
+                emit("host.failed", ended[0].rollout_id, host_runs=failed)
             if results:
                 self._update_hosts([r for r in results if r.run_id in owned], now)
             if released:
@@ -173,19 +227,28 @@ class RolloutSink(Sink):
             last_step = {r.run_id: r.step for r in steps}
             alive = [pk for pk in owned if pk not in self.finished]
             if alive:
-                HostRun.objects.filter(pk__in=alive).update(heartbeat_at=now)
-                # One UPDATE per step name, not per host: hosts move through the same steps together.
+                # One UPDATE for the heartbeat and every host's current step: a WHEN per step name, not
+                # per host (hosts move through the same steps together).
                 by_step: dict[str, list[int]] = {}
                 for run_id, step in last_step.items():
                     if run_id in alive:
                         by_step.setdefault(step, []).append(run_id)
-                for step, run_ids in by_step.items():
-                    HostRun.objects.filter(pk__in=run_ids).update(current_step=step)
+                current = (
+                    {
+                        "current_step": Case(
+                            *(When(pk__in=ids, then=Value(step)) for step, ids in by_step.items()),
+                            default=F("current_step"),
+                        )
+                    }
+                    if by_step
+                    else {}
+                )
+                HostRun.objects.filter(pk__in=alive).update(heartbeat_at=now, **current)
 
     def _update_hosts(self, results: list[HostResult], now: Any) -> None:
         from deployments.agent_state import host_agent_fields
 
-        hosts = Host.objects.in_bulk([self.runs[r.run_id].host_id for r in results])
+        hosts = Host.objects.only("id", *HOST_AGENT_FIELDS).in_bulk([self.runs[r.run_id].host_id for r in results])
         changed = []
         for result in results:
             host = hosts[self.runs[result.run_id].host_id]
@@ -196,13 +259,7 @@ class RolloutSink(Sink):
                 host.last_seen_at = now
                 changed.append(host)
         if changed:
-            Host.objects.bulk_update(
-                changed,
-                [
-                    "agent_state", "agent_version", "definitions_version", "agent_healthy", "org_id",
-                    "real_time_protection", "last_seen_at",
-                ],
-            )  # fmt: skip
+            Host.objects.bulk_update(changed, HOST_AGENT_FIELDS)
 
 
 def _context_for(run: HostRun, host: Host, profile_ctx: ProfileContext, done: dict[str, dict[str, Any]]) -> StepContext:
@@ -215,8 +272,8 @@ def _context_for(run: HostRun, host: Host, profile_ctx: ProfileContext, done: di
     )
 
 
-def _jobs_for(runs: list[HostRun], rollout: Rollout) -> list[HostJob]:
-    profile_ctx = ProfileContext.build(rollout.profile, rollout)
+def _jobs_for(runs: list[HostRun], rollout: Rollout, profile_ctx: ProfileContext | None = None) -> list[HostJob]:
+    profile_ctx = profile_ctx or ProfileContext.build(rollout.profile, rollout)
     hosts = Host.objects.select_related("credential").in_bulk([r.host_id for r in runs])
     # Steps done (ok or warn) in earlier attempts, with their data: the resume point and the context.
     done: dict[int, dict[str, dict[str, Any]]] = {}
@@ -241,7 +298,7 @@ def _jobs_for(runs: list[HostRun], rollout: Rollout) -> list[HostJob]:
 
 
 class _StatusGate:
-    """Answers "may a new host start?" from the rollout's status, read at most once a second."""
+    """Answers "may a new host start?" from the rollout's status and window, read at most once a second."""
 
     def __init__(self, rollout_id: int) -> None:
         self.rollout_id = rollout_id
@@ -251,37 +308,107 @@ class _StatusGate:
     async def __call__(self) -> bool:
         if time.monotonic() - self.checked > 1.0:
             self.checked = time.monotonic()
-            status = await sync_to_async(
-                lambda: Rollout.objects.filter(pk=self.rollout_id).values_list("status", flat=True).first(),
-                thread_sensitive=True,
-            )()
-            self.running = status == RolloutStatus.RUNNING
+            self.running = await sync_to_async(self._may_start, thread_sensitive=True)()
         return self.running
 
+    def _may_start(self) -> bool:
+        from deployments.services.schedules import rollout_may_start_wave
 
-async def _drive(jobs: list[HostJob], sink: RolloutSink, limits: RunnerLimits, rollout_id: int) -> None:
+        rollout = (
+            Rollout.objects.filter(pk=self.rollout_id)
+            .only("status", "schedule_timezone", "maintenance_windows", "blackout_dates", "start_at", "start_before")
+            .first()
+        )
+        return (
+            rollout is not None
+            and rollout.status == RolloutStatus.RUNNING
+            and rollout_may_start_wave(rollout, timezone.now())
+        )
+
+
+# --- claiming as slots free up (perf: issue 7) ---
+
+
+def claim_size(limits: RunnerLimits) -> tuple[int, int]:
+    """(most hosts one claim takes, fewest free slots worth a claim).
+
+    A worker claims at most MDEFLEET_CLAIM_BATCH (and its concurrency) at first, then tops up in
+    steps of an eighth of its concurrency as hosts finish: a few queries per claim, no idle slots
+    behind a batch's slow tail, and a second worker finds hosts left to claim.
+    """
+    most = max(1, min(settings.MDEFLEET_CLAIM_BATCH, limits.concurrency))
+    return most, max(1, min(most, limits.concurrency // 8))
+
+
+def rollout_tasks_needed(pending: int) -> int:
+    """Wave tasks to enqueue for ``pending`` hosts: enough that every worker of a typical pool gets one.
+
+    A task claims as it goes until nothing is left, so extra tasks cost only an empty claim; too
+    few would leave workers idle (two workers, one task: the second does nothing).
+    """
+    if pending <= 0:
+        return 1
+    return max(1, min(WAVE_TASKS_MAX, -(-pending // WAVE_TASK_SHARE)))
+
+
+WAVE_TASK_SHARE = 25  # hosts per extra wave task
+WAVE_TASKS_MAX = 16
+
+
+class _Claimer:
+    """Claims host runs for one drive and builds their jobs; runs in the database thread."""
+
+    def __init__(self, rollout_id: int, worker: str, sink: RolloutSink) -> None:
+        self.rollout_id = rollout_id
+        self.worker = worker
+        self.sink = sink
+        self.rollout: Rollout | None = None
+        self.profile_ctx: ProfileContext | None = None
+        self.claimed = 0
+
+    def __call__(self, limit: int) -> list[HostJob]:
+        runs = host_runs_claim(rollout_id=self.rollout_id, worker=self.worker, limit=limit)
+        if not runs:
+            return []
+        if self.rollout is None:
+            self.rollout = Rollout.objects.select_related("profile").get(pk=self.rollout_id)
+            self.profile_ctx = ProfileContext.build(self.rollout.profile, self.rollout)
+        self.sink.runs.update({run.pk: run for run in runs})
+        self.claimed += len(runs)
+        return _jobs_for(runs, self.rollout, self.profile_ctx)
+
+
+async def _drive(rollout_id: int, worker: str, limits: RunnerLimits) -> int:
+    """Claim, run and store the rollout's hosts on this worker until no claim finds one; the hosts run."""
+    sink = RolloutSink({}, worker)
+    claimer = _Claimer(rollout_id, worker, sink)
+    claim = sync_to_async(claimer, thread_sensitive=True)
     write = sync_to_async(sink.write, thread_sensitive=True)
-    run = run_hosts(jobs, sink, limits, should_continue=_StatusGate(rollout_id))
+    gate = _StatusGate(rollout_id)
+    pool = HostPool(sink, limits, should_continue=gate)
+    most, least = claim_size(limits)
+
+    async def feed() -> None:
+        while await gate():  # paused, aborted or out of its window: claim no more
+            await pool.wait_for_room(least)
+            jobs = await claim(min(most, pool.room))
+            if not jobs:
+                break
+            pool.start(jobs)
+        await pool.join()
+
     try:
-        await run_and_store(run, sink.take, write, FLUSH_SECONDS)
+        await run_and_store(feed(), sink.take, write, FLUSH_SECONDS)
     finally:
         # The writing thread's connection must not outlive the event loop that owns the thread.
         await sync_to_async(connections.close_all, thread_sensitive=True)()
+    return claimer.claimed
 
 
 def rollout_execute(*, rollout_id: int, worker: str) -> int:
-    """Claim and run batches of the rollout's hosts until none is left; returns the hosts run."""
+    """Claim and run the rollout's hosts (more as slots free up) until none is left; returns the hosts run."""
     from deployments.services.rollouts import rollout_advance
 
-    limits = RunnerLimits.from_settings()
-    ran = 0
-    while True:
-        runs = host_runs_claim(rollout_id=rollout_id, worker=worker, limit=settings.MDEFLEET_CLAIM_BATCH)
-        if not runs:
-            break
-        rollout = Rollout.objects.select_related("profile").get(pk=rollout_id)
-        sink = RolloutSink({run.pk: run for run in runs}, worker)
-        asyncio.run(_drive(_jobs_for(runs, rollout), sink, limits, rollout_id))
-        ran += len(runs)
+    ran = asyncio.run(_drive(rollout_id, worker, RunnerLimits.from_settings()))
     rollout_advance(rollout_id=rollout_id)
     return ran

@@ -70,6 +70,17 @@ class Rollout(models.Model):
     current_wave = models.PositiveIntegerField(default=0)
     next_action_at = models.DateTimeField(null=True, blank=True, help_text="When soak ends or approval expires")
 
+    # The schedule (deployments/schedules.py): waves start only after start_at, inside a window.
+    start_at = models.DateTimeField(null=True, blank=True, help_text="Start no earlier than this")
+    start_before = models.DateTimeField(
+        null=True, blank=True, help_text="Cancelled if it could not start by then (scheduled rollouts)"
+    )
+    schedule_timezone = models.CharField(max_length=64, default="UTC", help_text="IANA zone of windows and dates")
+    maintenance_windows = models.JSONField(
+        default=list, blank=True, help_text='Weekly windows: [{"days": ["tue", "thu"], "start": "22:00", "end": "02:00"}]'
+    )
+    blackout_dates = models.JSONField(default=list, blank=True, help_text='Days with no waves: ["2026-12-24"]')
+
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -147,3 +158,40 @@ class StepResult(StepRecord):
 
     def __str__(self) -> str:
         return f"{self.host_run} {self.step} {self.status}"
+
+
+class AgentExpiryNotice(models.Model):
+    """One announcement that a host's agent version expires soon: at most one per host and version."""
+
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="+")
+    version = models.CharField(max_length=40)
+    expires_on = models.DateField()
+    notified_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-notified_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["host", "version"], name="agent_expiry_notice_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.host_id} {self.version} expires {self.expires_on}"
+
+
+class RolloutIdempotencyKey(models.Model):
+    """An ``Idempotency-Key`` a caller sent with ``POST /api/v1/rollouts/``: its body's hash and the answer.
+
+    Unique per caller and key, so two concurrent requests with one key cannot both create a rollout.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    rollout = models.ForeignKey(Rollout, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    response_status = models.PositiveSmallIntegerField(default=201)
+    response_body = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="rollout_idempotency_key_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.key}"

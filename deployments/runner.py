@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 # Output kept per step in the database; the session already caps what it reads.
 STORED_OUTPUT_CHARS = 16 * 1024
+# First wait of a polling step (health after onboarding); later waits double up to its retry_delay.
+FIRST_POLL_SECONDS = 0.5
 
 
 @dataclass
@@ -147,26 +149,49 @@ def _evaluate(step: Step, job: HostJob, result: CommandResult) -> Outcome:
             f"timed out after {result.duration_ms / 1000:.0f} s with no answer; the command was stopped"
         )
     try:
-        return step.evaluate(job.context, result)
+        outcome = step.evaluate(job.context, result)
     except Exception as exc:  # a parser bug must fail one step on one host, not the whole batch
         log.exception("step %s could not judge the output of %s", step.key, job.target.label)
-        return Outcome.failed(f"could not read the output ({type(exc).__name__}: {exc})")
+        outcome = Outcome.failed(f"could not read the output ({type(exc).__name__}: {exc})")
+    if outcome.status == StepStatus.FAILED and result.truncated:
+        # A login script printing a banner on every command buries the answer past the cap: say so.
+        outcome.reason = (
+            f"{outcome.reason} (the host printed more than MDEFLEET_SSH_MAX_OUTPUT allows and only the start "
+            "was read; does a login script print on every command?)"
+        )
+    return outcome
+
+
+def poll_delays(step: Step) -> Iterator[float]:
+    """The waits between a polling step's attempts: ``FIRST_POLL_SECONDS``, doubling up to ``retry_delay``.
+
+    The step's window stays ``(attempts - 1) * retry_delay`` seconds (health: 80 s for the licence);
+    only the first answers come sooner, so a host that settles in one second is not held for ten.
+    """
+    window = max(0, step.attempts - 1) * step.retry_delay
+    delay = min(FIRST_POLL_SECONDS, step.retry_delay)
+    waited = 0.0
+    while window - waited > 1e-6:
+        wait = min(delay, step.retry_delay, window - waited)
+        yield wait
+        waited += wait
+        delay *= 2
 
 
 async def _run_step(step: Step, job: HostJob, session: HostSession) -> tuple[CommandResult, Outcome]:
     """One step, re-run while it asks to (polling), or judged locally when it sends no command."""
-    attempt = 0
+    delays = poll_delays(step)
     while True:
-        attempt += 1
         command = step.command(job.context)
         if command is None:
             result = CommandResult(command="", exit_status=0, stdout="", stderr="", duration_ms=0)
         else:
             result = await session.run(command, stdin=step.stdin(job.context), timeout=step.timeout)
         outcome = _evaluate(step, job, result)
-        if not outcome.retry or attempt >= step.attempts:
+        delay = next(delays, None) if outcome.retry else None
+        if delay is None:
             return result, outcome
-        await asyncio.sleep(step.retry_delay)
+        await asyncio.sleep(delay)
 
 
 async def run_host(job: HostJob, sink: Sink, limits: RunnerLimits, handshakes: asyncio.Semaphore) -> HostResult:
@@ -225,6 +250,67 @@ async def run_host(job: HostJob, sink: Sink, limits: RunnerLimits, handshakes: a
     return HostResult(job.run_id, RunStatus.OK, "", outcomes, pinned)
 
 
+class HostPool:
+    """Runs hosts handed in over time, at most ``limits.concurrency`` at once, under one handshake bound.
+
+    A worker claims more hosts as slots free up (``wait_for_room`` then ``start``), so one batch's
+    slow tail never idles the others and two workers share a wave by claiming as they go. Every
+    host started ends in ``sink.host_done`` (or ``host_released``) exactly once.
+
+    ``should_continue`` is asked before each host starts (pause, abort, a closing window): when it
+    answers False the host is released, and hosts already running finish their steps.
+    """
+
+    def __init__(
+        self, sink: Sink, limits: RunnerLimits, *, should_continue: Callable[[], Awaitable[bool]] | None = None
+    ) -> None:
+        self.sink = sink
+        self.limits = limits
+        self.should_continue = should_continue
+        self.in_flight = asyncio.Semaphore(limits.concurrency)
+        self.handshakes = asyncio.Semaphore(limits.handshakes)
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._changed = asyncio.Event()
+
+    @property
+    def room(self) -> int:
+        """Hosts that could start now without waiting for a slot."""
+        return max(0, self.limits.concurrency - len(self.tasks))
+
+    def start(self, jobs: Sequence[HostJob]) -> None:
+        for job in jobs:
+            task = asyncio.ensure_future(self._one(job))
+            self.tasks.add(task)
+            task.add_done_callback(self._finished)
+
+    async def wait_for_room(self, wanted: int) -> None:
+        """Until at least ``wanted`` slots are free, or no host runs."""
+        while self.tasks and self.room < wanted:
+            self._changed.clear()
+            await self._changed.wait()
+
+    async def join(self) -> None:
+        """Until every host started has ended."""
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks))
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        self._changed.set()
+
+    async def _one(self, job: HostJob) -> None:
+        async with self.in_flight:
+            if self.should_continue is not None and not await self.should_continue():
+                await self.sink.host_released(job.run_id)
+                return
+            try:
+                result = await run_host(job, self.sink, self.limits, self.handshakes)
+            except Exception as exc:  # never lose a host: an unexpected error fails it with the reason
+                log.exception("host run %s crashed", job.run_id)
+                result = HostResult(job.run_id, RunStatus.FAILED, f"internal error: {type(exc).__name__}: {exc}")
+            await self.sink.host_done(result)
+
+
 async def run_hosts(
     jobs: Sequence[HostJob],
     sink: Sink,
@@ -234,25 +320,11 @@ async def run_hosts(
 ) -> None:
     """Drive all jobs with bounded concurrency; every host ends in ``sink.host_done`` exactly once.
 
-    ``should_continue`` is asked before each host starts (pause, abort, a closing window): when it
-    answers False no new host starts, and hosts already running finish their steps.
+    ``should_continue`` is asked before each host starts (see :class:`HostPool`).
     """
-    in_flight = asyncio.Semaphore(limits.concurrency)
-    handshakes = asyncio.Semaphore(limits.handshakes)
-
-    async def one(job: HostJob) -> None:
-        async with in_flight:
-            if should_continue is not None and not await should_continue():
-                await sink.host_released(job.run_id)
-                return
-            try:
-                result = await run_host(job, sink, limits, handshakes)
-            except Exception as exc:  # never lose a host: an unexpected error fails it with the reason
-                log.exception("host run %s crashed", job.run_id)
-                result = HostResult(job.run_id, RunStatus.FAILED, f"internal error: {type(exc).__name__}: {exc}")
-            await sink.host_done(result)
-
-    await asyncio.gather(*(one(job) for job in jobs))
+    pool = HostPool(sink, limits, should_continue=should_continue)
+    pool.start(jobs)
+    await pool.join()
 
 
 async def run_and_store(

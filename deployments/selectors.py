@@ -274,7 +274,7 @@ def rollout_totals(*, waves: list[WaveView] | None = None, counts: dict[int, dic
 def gates_described(gates: dict[str, Any]) -> list[tuple[str, str]]:
     """The rollout's gates as a person reads them: (name, sentence) pairs."""
     from deployments.comparison import METRICS
-    from deployments.gates import GateConfigError, normalize_gates
+    from deployments.gates import GateConfigError, normalize_gates, rule_of
 
     try:
         gates = normalize_gates(gates)
@@ -292,7 +292,8 @@ def gates_described(gates: dict[str, Any]) -> list[tuple[str, str]]:
     ]
     for metric, threshold in gates["regression"].items():
         meta = METRICS.get(metric, {"label": metric, "unit": ""})
-        text = "not gated" if threshold is None else f"halt when it rises by more than {threshold:g} {meta['unit']}"
+        rule = rule_of(metric, threshold)
+        text = "not gated" if rule is None else rule.describe().replace("halt when a host", "halt when a host's figure")
         lines.append((meta["label"], text))
     return lines
 

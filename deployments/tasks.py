@@ -29,3 +29,11 @@ def rollouts_tick_task() -> int:
     from deployments.services.rollouts import rollouts_tick
 
     return rollouts_tick()
+
+
+@shared_task(acks_late=True)
+def agent_expiry_warn_task() -> int:
+    """Daily: announce hosts whose agent version expires within 30 days (once per host and version)."""
+    from deployments.services.expiry import agent_expiry_announce
+
+    return agent_expiry_announce()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from deployments.views import comparison, profiles, rollouts
+from deployments.views import comparison, periodic_jobs, profiles, rollouts, schedules
 
 app_name = "deployments"
 urlpatterns = [
@@ -40,6 +40,16 @@ urlpatterns = [
     ),
     path("rollouts/<int:pk>/comparison/", comparison.rollout_comparison, name="rollout-comparison"),
     path("rollouts/<int:pk>/comparison.csv", comparison.rollout_comparison_csv, name="rollout-comparison-csv"),
+    path(
+        "rollouts/<int:pk>/comparison/hosts/<int:run_id>/",
+        comparison.rollout_comparison_host,
+        name="rollout-comparison-host",
+    ),
     path("rollouts/<int:pk>/report/", comparison.rollout_report_page, name="rollout-report"),
+    path("rollouts/<int:pk>/schedule/", schedules.rollout_schedule_edit, name="rollout-schedule"),
+    path("rollouts/schedule-preview/", schedules.schedule_preview, name="schedule-preview"),
+    path("periodic-jobs/", periodic_jobs.periodic_job_list, name="periodic-jobs"),
+    path("periodic-jobs/<int:pk>/", periodic_jobs.periodic_job_edit, name="periodic-job"),
+    path("agents/expiring/", periodic_jobs.agents_expiring, name="agents-expiring"),
     path("rollouts/<int:pk>/<slug:action>/", rollouts.rollout_action, name="rollout-action"),
 ]

@@ -163,10 +163,19 @@ def _stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
 
 
 class SimProcess:
-    """``manage.py simfleet`` in its own process (its own GIL); counters read from its stats file at exit."""
+    """``manage.py simfleet`` in its own processes (``processes`` GILs: one Python process playing a
+    thousand hosts holds one core and becomes the floor); counters read from its stats file."""
 
     def __init__(
-        self, *, hosts: int, base_port: int, work_dir: Path, env: dict[str, str], time_scale: float, seed: int = 0
+        self,
+        *,
+        hosts: int,
+        base_port: int,
+        work_dir: Path,
+        env: dict[str, str],
+        time_scale: float,
+        seed: int = 0,
+        processes: int = 1,
     ) -> None:
         self.inventory_path = work_dir / "inventory.json"
         self.key_path = work_dir / "client-key"
@@ -181,6 +190,7 @@ class SimProcess:
             "--seed", str(seed), "--time-scale", str(time_scale), "--deploy-every", "5",
             "--state-dir", str(work_dir / "sim-state"), "--inventory-out", str(self.inventory_path),
             "--client-key-out", str(self.key_path), "--stats-file", str(self.stats_path), "--credential", CREDENTIAL, "--control-file", str(self.control_path),
+            "--processes", str(max(1, processes)),
         ]  # fmt: skip
         # The ports sit inside Linux's ephemeral range: a client socket anywhere on the machine may hold
         # one for a moment. Every phase needs the same ports (the inventory pins them), so wait and retry.
@@ -291,6 +301,8 @@ class PhaseResult:
     hosts_failed: int = 0
     status: str = ""
     notes: str = ""
+    # Host runs each worker claimed (its last claim): two workers must each run their own share.
+    hosts_per_worker: dict[str, int] = field(default_factory=dict)
 
     @property
     def steps_per_s(self) -> float:
@@ -398,6 +410,8 @@ def _connections(stats: dict[str, Any]) -> int:
 
 def rollout_phase(run: BenchRun, *, waves: str, workers: int) -> tuple[PhaseResult, Any]:
     """A full rollout (all steps) with ``waves`` plan on ``workers`` fresh workers; timed from start to done."""
+    from django.db.models import Count
+
     from deployments.models import HostRun, Rollout, StepResult
     from deployments.services.rollouts import rollout_create, rollout_start
     from mdefleet.audit import SYSTEM
@@ -452,6 +466,10 @@ def rollout_phase(run: BenchRun, *, waves: str, workers: int) -> tuple[PhaseResu
         hosts_ok=runs.filter(status="ok").count(),
         hosts_failed=runs.filter(status="failed").count(),
         status=status,
+        hosts_per_worker={
+            row["claimed_by"]: row["n"]
+            for row in runs.values("claimed_by").annotate(n=Count("id")).order_by("claimed_by")
+        },
     )
     if status not in DONE_STATUSES:
         result.notes = f"timed out after {run.timeout:.0f} s"
@@ -485,7 +503,8 @@ class _BareHost:
 
 async def _bare_host(host: _BareHost, steps: Any, limits: Any, handshakes: asyncio.Semaphore) -> int:
     """One host: one connection, every step's command in order (polling steps re-asked as the runner does)."""
-    from hosts.ssh import CommandResult, remote_seconds, wrap_command
+    from deployments.runner import poll_delays
+    from hosts.ssh import CommandResult, encryption_algs, remote_seconds, wrap_command
 
     async with handshakes:
         conn = await asyncssh.connect(
@@ -493,6 +512,7 @@ async def _bare_host(host: _BareHost, steps: Any, limits: Any, handshakes: async
             host.port,
             username=host.username,
             known_hosts=([host.pinned], [], []),
+            encryption_algs=encryption_algs(),  # the product's cipher order: same bytes, same cost
             client_keys=host.client_keys,
             config=None,
             agent_path=None,
@@ -507,9 +527,8 @@ async def _bare_host(host: _BareHost, steps: Any, limits: Any, handshakes: async
             delay = step.delay_before(ctx)
             if delay > 0:
                 await asyncio.sleep(delay)
-            attempt = 0
+            delays = poll_delays(step)
             while True:
-                attempt += 1
                 command = step.command(ctx)
                 if command is None:
                     break
@@ -534,9 +553,10 @@ async def _bare_host(host: _BareHost, steps: Any, limits: Any, handshakes: async
                 )
                 outcome = step.evaluate(ctx, result)
                 ctx.results[step.key] = outcome.data
-                if not outcome.retry or attempt >= step.attempts:
+                delay = next(delays, None) if outcome.retry else None
+                if delay is None:
                     break
-                await asyncio.sleep(step.retry_delay)
+                await asyncio.sleep(delay)
             done += 1
     return done
 

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "mdefleet.errors.ApiProblemMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -77,6 +78,9 @@ DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'mdefleet.sqlite3'}"),
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        # A kept connection is checked before reuse: after a PostgreSQL restart the first request
+        # (or task) reconnects instead of failing on the dead socket.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
@@ -120,6 +124,29 @@ SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# Production sits behind a TLS terminator (see SECURITY.md): plain HTTP is redirected, browsers are
+# told to stay on HTTPS (HSTS covers this host and its own subdomains only, never the parent domain).
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+SECURE_REFERRER_POLICY = "same-origin"
+CSRF_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 3600)
+
+# Cache: login throttling counts failures here; set CACHE_URL (redis://...) when several web
+# processes run, so they share one count.
+_cache_url = env_str("CACHE_URL", "")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+    if _cache_url
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
+# Failed logins per username and source address before that pair is refused for the window.
+MDEFLEET_LOGIN_MAX_FAILURES = env_int("MDEFLEET_LOGIN_MAX_FAILURES", 5)
+MDEFLEET_LOGIN_WINDOW_SECONDS = env_int("MDEFLEET_LOGIN_WINDOW_SECONDS", 15 * 60)
+# Four eyes: nobody approves a wave of a rollout they created themselves.
+MDEFLEET_FOUR_EYES = env_bool("MDEFLEET_FOUR_EYES", not DEBUG)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MDEFLEET_MAX_UPLOAD_BYTES", 5 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
 
@@ -138,6 +165,8 @@ MDEFLEET_SSH_MAX_OUTPUT = env_int("MDEFLEET_SSH_MAX_OUTPUT", 64 * 1024)
 MDEFLEET_SSH_CONCURRENCY = env_int("MDEFLEET_SSH_CONCURRENCY", 200)
 MDEFLEET_SSH_HANDSHAKES = env_int("MDEFLEET_SSH_HANDSHAKES", 100)
 MDEFLEET_CPU_SAMPLE_SECONDS = env_int("MDEFLEET_CPU_SAMPLE_SECONDS", 2)
+# A snapshot's sampling plan: SAMPLES CPU readings of CPU_SAMPLE_SECONDS each; the median is the gated figure.
+MDEFLEET_SNAPSHOT_SAMPLES = max(1, env_int("MDEFLEET_SNAPSHOT_SAMPLES", 3))
 MDEFLEET_CLAIM_BATCH = env_int("MDEFLEET_CLAIM_BATCH", 500)
 MDEFLEET_CLAIM_STALE_SECONDS = env_int("MDEFLEET_CLAIM_STALE_SECONDS", 120)
 
@@ -165,8 +194,21 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_DEFAULT_QUEUE = "mdefleet"
 
+# Outgoing webhooks (mdefleet/webhooks/): links in events are absolute under MDEFLEET_BASE_URL.
+MDEFLEET_BASE_URL = env_str("MDEFLEET_BASE_URL", "http://localhost:8000")
+MDEFLEET_WEBHOOK_TIMEOUT = env_int("MDEFLEET_WEBHOOK_TIMEOUT", 5)  # connect and read, seconds
+MDEFLEET_WEBHOOK_BACKOFF_SECONDS = env_int("MDEFLEET_WEBHOOK_BACKOFF_SECONDS", 30)  # then x4 each retry
+MDEFLEET_WEBHOOK_MAX_ATTEMPTS = env_int("MDEFLEET_WEBHOOK_MAX_ATTEMPTS", 8)
+# Deliveries have their own queue; a worker started without -Q consumes both, `-Q webhooks` only them.
+MDEFLEET_WEBHOOK_QUEUE = env_str("MDEFLEET_WEBHOOK_QUEUE", "webhooks")
+CELERY_TASK_QUEUES = {CELERY_TASK_DEFAULT_QUEUE: {}, MDEFLEET_WEBHOOK_QUEUE: {}}
+CELERY_TASK_ROUTES = {"mdefleet.webhooks.tasks.*": {"queue": MDEFLEET_WEBHOOK_QUEUE}}
+CELERY_IMPORTS = ["mdefleet.webhooks.tasks"]
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Service accounts (Bearer mdf_...) first: its Bearer challenge makes unauthenticated calls 401.
+        "mdefleet.authentication.ServiceAccountAuthentication",
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -177,7 +219,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "mdefleet.errors.ProblemAutoSchema",
+    # Every API error is RFC 9457 problem+json (mdefleet/errors.py).
+    "EXCEPTION_HANDLER": "mdefleet.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "mdefleet API",

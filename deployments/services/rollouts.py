@@ -16,13 +16,14 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from deployments.choices import GateVerdict, HostRunStatus, RolloutStatus, WaveStatus
-from deployments.gates import GateConfigError, HostFigures, judge_wave, normalize_gates
+from deployments.gates import GateConfigError, HostFigures, judge_wave, normalize_gates, regression_rules
 from deployments.models import HostRun, Profile, Rollout, StepResult, Wave
 from deployments.planning import PlanError, parse_plan, plan_sizes
 from hosts.choices import Eligibility
 from hosts.models import Host
 from mdefleet.audit import SYSTEM, Actor, audit_record
 from mdefleet.tasks import enqueue
+from mdefleet.webhooks.events import emit
 
 
 class RolloutInvalid(Exception):
@@ -35,6 +36,10 @@ class RolloutInvalid(Exception):
 
 class ActionRefused(Exception):
     """An action that does not apply to the rollout's current state; the message says why."""
+
+
+class FourEyesRefused(ActionRefused):
+    """An approval by the person who created the rollout while MDEFLEET_FOUR_EYES is on."""
 
 
 def hosts_for_selection(*, selection: dict[str, Any]) -> QuerySet[Host]:
@@ -124,9 +129,22 @@ def rollout_create(
     auto_promote: bool = True,
     approval_timeout_seconds: int = 24 * 3600,
     ticket: str = "",
+    schedule: dict[str, Any] | None = None,
 ) -> Rollout:
-    """Plan a rollout (draft): waves over the eligible hosts; refused whole if any host is busy."""
+    """Plan a rollout (draft): waves over the eligible hosts; refused whole if any host is busy.
+
+    ``schedule`` takes start_at, start_before, schedule_timezone, maintenance_windows and
+    blackout_dates (deployments/services/schedules.py validates them).
+    """
+    from deployments.schedules import ScheduleError
+    from deployments.services.schedules import schedule_fields_clean
+
     errors: dict[str, list[str]] = {}
+    schedule_stored: dict[str, Any] = {}
+    try:
+        schedule_stored = schedule_fields_clean(schedule or {})
+    except ScheduleError as exc:
+        errors.update(exc.errors)
     if not name.strip():
         errors["name"] = ["give the rollout a name"]
     try:
@@ -167,6 +185,7 @@ def rollout_create(
             approval_timeout_seconds=approval_timeout_seconds,
             excluded_hosts=preview["excluded"],
             created_by=actor.user,
+            **schedule_stored,
         )
         waves, runs, position = [], [], 0
         for index, size in enumerate(preview["sizes"]):
@@ -184,6 +203,7 @@ def rollout_create(
             target=rollout,
             details={"hosts": len(runs), "waves": preview["sizes"], "excluded": len(preview["excluded"])},
         )
+        emit("rollout.created", rollout)
     return rollout
 
 
@@ -192,38 +212,69 @@ def _locked(rollout_id: int) -> Rollout:
 
 
 def _dispatch_wave(rollout: Rollout) -> None:
-    """Enqueue enough wave tasks (after commit) for the pending host runs, one per claim batch."""
+    """Enqueue enough wave tasks (after commit) for the pending host runs that every worker gets one."""
+    from deployments.execution import rollout_tasks_needed
     from deployments.tasks import rollout_run_task
 
     pending = HostRun.objects.filter(
         rollout=rollout, wave__index__lte=rollout.current_wave, status=HostRunStatus.PENDING
     ).count()
-    tasks = max(1, -(-pending // settings.MDEFLEET_CLAIM_BATCH))
+    tasks = rollout_tasks_needed(pending)
     rollout_id = rollout.pk
     transaction.on_commit(lambda: enqueue(rollout_run_task, rollout_id, copies=tasks))
 
 
-def _start_wave(rollout: Rollout, index: int, now: Any) -> None:
+def _start_wave(rollout: Rollout, index: int, now: Any) -> bool:
+    """Start wave ``index``; False when it had already started (dispatched by someone else)."""
     rollout.current_wave = index
     rollout.status = RolloutStatus.RUNNING
     rollout.next_action_at = None
-    Wave.objects.filter(rollout=rollout, index=index, status=WaveStatus.PENDING).update(
+    # Besides the rollout row lock, the wave itself moves only from pending: a second beat (or a
+    # stale caller) that gets here anyway updates no row and dispatches nothing.
+    started = Wave.objects.filter(rollout=rollout, index=index, status=WaveStatus.PENDING).update(
         status=WaveStatus.RUNNING, started_at=now
     )
-    _dispatch_wave(rollout)
+    if started:
+        _dispatch_wave(rollout)
+        emit("wave.started", rollout, wave=index)
+    return bool(started)
+
+
+def _hold_for_window(rollout: Rollout, now: Any) -> bool:
+    """Keep the next wave back while the schedule is closed (soaking until the window opens); True if held."""
+    from deployments import schedules
+    from deployments.services.schedules import rollout_may_start_wave, rollout_schedule
+
+    if rollout_may_start_wave(rollout, now):
+        return False
+    opens = schedules.next_open(rollout_schedule(rollout), now)
+    if opens is None:
+        rollout.status = RolloutStatus.HALTED
+        rollout.halt_reason = (
+            f"Wave {rollout.current_wave + 2} cannot start: no maintenance window opens within a year."
+        )
+        return True
+    rollout.status = RolloutStatus.SOAKING
+    rollout.next_action_at = opens
+    return True
 
 
 def rollout_start(*, actor: Actor, rollout: Rollout) -> Rollout:
-    """Start a draft rollout with its first wave."""
+    """Start a draft rollout with its first wave, or schedule it when its schedule holds it back."""
+    from deployments.services.schedules import rollout_is_scheduled
+
     with transaction.atomic():
         rollout = _locked(rollout.pk)
         if rollout.status != RolloutStatus.DRAFT:
             raise ActionRefused(f"only a draft can be started; this rollout is {rollout.get_status_display().lower()}")
         now = timezone.now()
+        if rollout_is_scheduled(rollout) and _schedule_instead(actor, rollout, now):
+            return rollout
         rollout.started_at = now
         _start_wave(rollout, 0, now)
         rollout.save()
         audit_record(actor=actor, action="rollout.start", target=rollout)
+        emit("rollout.started", rollout)
     return rollout
 
 
@@ -238,6 +289,7 @@ def rollout_pause(*, actor: Actor, rollout: Rollout) -> Rollout:
         rollout.halt_reason = f"paused by {actor.label}"
         rollout.save()
         audit_record(actor=actor, action="rollout.pause", target=rollout, details={"before": before})
+        emit("rollout.paused", rollout)
     return rollout
 
 
@@ -274,6 +326,7 @@ def rollout_abort(*, actor: Actor, rollout: Rollout) -> Rollout:
         audit_record(
             actor=actor, action="rollout.abort", target=rollout, details={"before": before, "cancelled": cancelled}
         )
+        emit("rollout.aborted", rollout, reason="aborted")
     return rollout
 
 
@@ -283,6 +336,10 @@ def rollout_approve(*, actor: Actor, rollout: Rollout) -> Rollout:
         rollout = _locked(rollout.pk)
         if rollout.status != RolloutStatus.WAITING_APPROVAL:
             raise ActionRefused("the rollout is not waiting for an approval")
+        if settings.MDEFLEET_FOUR_EYES and actor.user is not None and rollout.created_by_id == actor.user.pk:
+            raise FourEyesRefused(
+                "four eyes: you created this rollout, so another approver must approve its waves"
+            )
         wave = Wave.objects.get(rollout=rollout, index=rollout.current_wave)
         wave.approved_by, wave.approved_at = actor.user, timezone.now()
         wave.save(update_fields=["approved_by", "approved_at"])
@@ -324,19 +381,26 @@ def _enqueue_advance(rollout_id: int) -> None:
 
 
 def _promote(rollout: Rollout, now: Any) -> None:
-    """Start the next wave, or complete the rollout after the last one."""
+    """Start the next wave (inside a window), or complete the rollout after the last one."""
     if not Wave.objects.filter(rollout=rollout, index=rollout.current_wave + 1).exists():
         rollout.status = RolloutStatus.COMPLETED
         rollout.finished_at = now
         rollout.next_action_at = None
         audit_record(actor=SYSTEM, action="rollout.complete", target=rollout)
+        emit("rollout.completed", rollout)
+        return
+    if _hold_for_window(rollout, now):
         return
     _start_wave(rollout, rollout.current_wave + 1, now)
 
 
 def wave_figures(*, wave: Wave) -> list[HostFigures]:
     """Each finished host of the wave with its pre/post deltas (read from the compare step)."""
-    runs = list(wave.host_runs.select_related("host").exclude(status=HostRunStatus.PENDING))
+    return _figures(wave.host_runs.all())
+
+
+def _figures(runs_qs: Any) -> list[HostFigures]:
+    runs = list(runs_qs.select_related("host").exclude(status=HostRunStatus.PENDING))
     compare = dict(
         StepResult.objects.filter(host_run__in=runs, step="compare")
         .order_by("host_run_id", "id")
@@ -353,11 +417,23 @@ def wave_figures(*, wave: Wave) -> list[HostFigures]:
     ]
 
 
+def _baseline_figures(rollout: Rollout, wave: Wave) -> list[HostFigures] | None:
+    """The earlier waves' hosts, read only when a gate rule compares with them."""
+    if not any(rule and rule.baseline is not None for rule in regression_rules(rollout.gates).values()):
+        return None
+    return _figures(HostRun.objects.filter(rollout=rollout, wave__index__lt=wave.index))
+
+
 def _judge(rollout: Rollout, wave: Wave, now: Any) -> None:
     earlier_failed = HostRun.objects.filter(
         rollout=rollout, wave__index__lt=wave.index, status=HostRunStatus.FAILED
     ).count()
-    result = judge_wave(rollout.gates, wave_figures(wave=wave), earlier_failed=earlier_failed)
+    result = judge_wave(
+        rollout.gates,
+        wave_figures(wave=wave),
+        earlier_failed=earlier_failed,
+        baseline=_baseline_figures(rollout, wave),
+    )
     wave.gate_verdict = result.verdict
     wave.gate_report = result.as_dict()
     wave.finished_at = now
@@ -373,9 +449,11 @@ def _judge(rollout: Rollout, wave: Wave, now: Any) -> None:
         target=rollout,
         details={"wave": wave.index + 1, **result.as_dict()},
     )
+    emit("wave.completed", rollout, wave=wave)
     if result.verdict == GateVerdict.FAIL:
         rollout.status = RolloutStatus.HALTED
         rollout.halt_reason = f"Wave {wave.index + 1} gate failed: " + "; ".join(result.reasons)
+        emit("gate.failed", rollout, wave=wave)
         return
     if result.verdict == GateVerdict.INCONCLUSIVE:
         rollout.status = RolloutStatus.WAITING_APPROVAL
@@ -404,6 +482,7 @@ def rollout_advance(*, rollout_id: int) -> str:
         before = rollout.status
         # A passed wave promoted at once (no soak) leaves the status RUNNING but moves current_wave.
         before_wave = rollout.current_wave
+        before_next = rollout.next_action_at  # a scheduled rollout waiting on moves only its wake-up time
         if rollout.status == RolloutStatus.RUNNING:
             wave = Wave.objects.get(rollout=rollout, index=rollout.current_wave)
             open_runs = HostRun.objects.filter(
@@ -415,6 +494,8 @@ def rollout_advance(*, rollout_id: int) -> str:
                 _judge(rollout, wave, now)
         elif rollout.status == RolloutStatus.SOAKING and rollout.next_action_at and now >= rollout.next_action_at:
             _promote(rollout, now)
+        elif rollout.status == RolloutStatus.SCHEDULED:
+            _scheduled_advance(rollout, now)
         elif (
             rollout.status == RolloutStatus.WAITING_APPROVAL
             and rollout.next_action_at
@@ -426,13 +507,84 @@ def rollout_advance(*, rollout_id: int) -> str:
                 f"{rollout.current_wave + 2}; halted rather than left waiting."
             )
             audit_record(actor=SYSTEM, action="rollout.approval_expired", target=rollout)
-        if rollout.status != before or rollout.current_wave != before_wave:
+        if rollout.status != before or rollout.current_wave != before_wave or rollout.next_action_at != before_next:
             rollout.save()
             if rollout.status == RolloutStatus.HALTED and before != RolloutStatus.HALTED:
                 audit_record(
                     actor=SYSTEM, action="rollout.halt", target=rollout, details={"reason": rollout.halt_reason}
                 )
+                emit("rollout.halted", rollout)
         return rollout.status
+
+
+def _schedule_instead(actor: Actor, rollout: Rollout, now: Any) -> bool:
+    """Put a draft whose schedule holds it back into ``scheduled``; False when it may start now."""
+    from deployments import schedules
+    from deployments.services.schedules import rollout_schedule
+
+    schedule = rollout_schedule(rollout)
+    if schedules.deadline_passed(schedule, now):
+        raise ActionRefused(
+            "its start-before deadline "
+            f"{schedules.local_label(schedule.start_before, schedule.tz)} has passed; change the schedule"
+        )
+    if schedules.may_start(schedule, now):
+        return False
+    opens = schedules.next_start(schedule, now)
+    if opens is None:
+        raise ActionRefused("no maintenance window opens within a year (check the windows and blackout dates)")
+    rollout.status = RolloutStatus.SCHEDULED
+    rollout.halt_reason = ""
+    wake = [t for t in (opens, schedule.start_before) if t is not None]
+    rollout.next_action_at = min(wake)
+    rollout.save()
+    audit_record(
+        actor=actor,
+        action="rollout.schedule_start",
+        target=rollout,
+        details={
+            "opens_at": opens.isoformat(),
+            "start_before": rollout.start_before and rollout.start_before.isoformat(),
+        },
+    )
+    return True
+
+
+def _scheduled_advance(rollout: Rollout, now: Any) -> None:
+    """A scheduled rollout at its wake-up time: start wave 1, wait for the next opening, or cancel at the deadline."""
+    from deployments import schedules
+    from deployments.services.schedules import emit_event, rollout_schedule
+
+    schedule = rollout_schedule(rollout)
+    if schedules.deadline_passed(schedule, now):
+        cancelled = HostRun.objects.filter(rollout=rollout, status=HostRunStatus.PENDING).update(
+            status=HostRunStatus.CANCELLED, reason="not started before the deadline", finished_at=now
+        )
+        rollout.status = RolloutStatus.ABORTED
+        rollout.finished_at = now
+        rollout.next_action_at = None
+        rollout.halt_reason = (
+            "Cancelled: could not start before its deadline "
+            f"{schedules.local_label(schedule.start_before, schedule.tz)}; no maintenance window was open in time."
+        )
+        audit_record(
+            actor=SYSTEM,
+            action="rollout.schedule_expired",
+            target=rollout,
+            details={"start_before": schedule.start_before.isoformat(), "cancelled": cancelled},
+        )
+        emit_event("rollout.aborted", rollout, reason="start_before_passed")
+        return
+    if schedules.may_start(schedule, now):
+        rollout.started_at = now
+        if _start_wave(rollout, 0, now):
+            audit_record(actor=SYSTEM, action="rollout.start", target=rollout, details={"scheduled": True})
+            emit_event("rollout.started", rollout)
+        return
+    opens = schedules.next_start(schedule, now)
+    wake = [t for t in (opens, schedule.start_before) if t is not None]
+    # Nothing ahead (no window within the horizon and no deadline): look again in a day.
+    rollout.next_action_at = min(wake) if wake else now + timedelta(days=1)
 
 
 def rollout_counts(*, rollout: Rollout) -> dict[int, dict[str, int]]:
@@ -449,7 +601,10 @@ def rollouts_due() -> list[int]:
     return list(
         Rollout.objects.filter(
             Q(status=RolloutStatus.RUNNING)
-            | Q(status__in=[RolloutStatus.SOAKING, RolloutStatus.WAITING_APPROVAL], next_action_at__lte=timezone.now())
+            | Q(
+                status__in=[RolloutStatus.SOAKING, RolloutStatus.WAITING_APPROVAL, RolloutStatus.SCHEDULED],
+                next_action_at__lte=timezone.now(),
+            )
         ).values_list("pk", flat=True)
     )
 
@@ -461,6 +616,8 @@ def rollouts_tick() -> int:
     persistence) and a killed worker's task only returns after the visibility timeout. Host runs
     that are pending, or running with a stale heartbeat, get a fresh task.
     """
+    from deployments.services.schedules import rollout_may_start_wave
+
     stale = timezone.now() - timedelta(seconds=settings.MDEFLEET_CLAIM_STALE_SECONDS)
     touched = 0
     for rollout_id in rollouts_due():
@@ -469,6 +626,8 @@ def rollouts_tick() -> int:
         if status != RolloutStatus.RUNNING:
             continue
         rollout = Rollout.objects.get(pk=rollout_id)
+        if not rollout_may_start_wave(rollout, timezone.now()):
+            continue  # the window is closed: pending hosts wait for it, nothing to dispatch
         orphaned = HostRun.objects.filter(rollout_id=rollout_id, wave__index__lte=rollout.current_wave).filter(
             Q(status=HostRunStatus.PENDING, rollout__updated_at__lt=stale)
             | Q(status=HostRunStatus.RUNNING, heartbeat_at__lt=stale)

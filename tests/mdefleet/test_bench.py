@@ -34,3 +34,93 @@ def test_the_bench_runs_a_rollout_on_five_hosts_and_writes_its_figures(tmp_path:
     assert rollout["host_steps"] == 17 * rollout["hosts"]
     assert rollout["queries"] > 0 and rollout["worker_peak_rss_mb"][0] > 0
     assert "rollout one-wave" in done.stdout
+
+
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="the bench needs PostgreSQL and Redis"
+)
+def test_the_page_bench_times_every_page_and_counts_its_queries(tmp_path: Path) -> None:
+    out = tmp_path / "pages.json"
+    done = subprocess.run(
+        [sys.executable, "manage.py", "bench", "pages", "--fleet-hosts", "60", "--rollout-hosts", "20",
+         "--page-runs", "2", "--database", "mdefleet_bench_pages_pytest", "--json-out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["data"] == {"hosts": 60, "rollout_hosts": 20}
+    pages = {p["name"].split(" (")[0]: p for p in report["pages"]}
+    assert set(pages) == {
+        "fleet page", "rollout detail", "comparison page", "progress fragment", "API rollout detail", "API report",
+    }  # fmt: skip
+    assert all(p["queries"] > 0 and p["median_ms"] > 0 and p["runs"] == 2 for p in pages.values())
+    assert "comparison page" in done.stdout
+
+
+def test_a_fleet_served_by_two_processes_answers_on_every_port_and_counts_as_one(tmp_path: Path) -> None:
+    """``simfleet --processes 2``: host i is served by process i % 2; counters and resets span both."""
+    import asyncio
+    import signal
+    import time
+
+    import asyncssh
+
+    inventory, stats, control = tmp_path / "inventory.json", tmp_path / "stats.json", tmp_path / "control"
+    log = tmp_path / "simfleet.log"
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "simfleet", "--hosts", "4", "--base-port", "0", "--processes", "2",
+         "--deploy-every", "0", "--state-dir", str(tmp_path / "state"), "--inventory-out", str(inventory),
+         "--client-key-out", str(tmp_path / "key"), "--stats-file", str(stats), "--control-file", str(control)],
+        cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not inventory.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        hosts = json.loads(inventory.read_text())
+        key = asyncssh.import_private_key((tmp_path / "key").read_text())
+
+        async def hostname(host: dict[str, object]) -> str:
+            async with asyncssh.connect(
+                str(host["address"]), int(str(host["port"])), username=str(host["user"]), client_keys=[key],
+                known_hosts=([asyncssh.import_public_key(str(host["host_key"]))], [], []), config=None,
+                agent_path=None,
+            ) as conn:  # fmt: skip
+                return str((await conn.run("hostname", input="")).stdout).strip()
+
+        async def all_hosts() -> list[str]:
+            return list(await asyncio.gather(*(hostname(h) for h in hosts)))
+
+        assert asyncio.run(all_hosts()) == [h["name"] for h in hosts]
+        os.kill(proc.pid, signal.SIGUSR1)
+        while not stats.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        counted = json.loads(stats.read_text())["hosts"]
+        assert [h["connections_accepted"] for h in counted] == [1, 1, 1, 1]
+        control.write_text("reset\n")
+        while b"applied 'reset'" not in log.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        stats.unlink()
+        os.kill(proc.pid, signal.SIGUSR1)
+        while not stats.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [h["connections_accepted"] for h in json.loads(stats.read_text())["hosts"]] == [0, 0, 0, 0]
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_polling_asks_again_soon_then_every_retry_delay_within_the_same_window() -> None:
+    from deployments.runner import FIRST_POLL_SECONDS, poll_delays
+    from deployments.steps.health import HealthStep
+
+    delays = list(poll_delays(HealthStep()))
+    assert delays[:5] == [FIRST_POLL_SECONDS, 1, 2, 4, 8] and set(delays[5:-1]) == {10}
+    assert sum(delays) == pytest.approx((HealthStep.attempts - 1) * HealthStep.retry_delay)
+
+
+def test_a_wave_is_dispatched_as_enough_tasks_for_several_workers() -> None:
+    from deployments.execution import WAVE_TASKS_MAX, rollout_tasks_needed
+
+    assert [rollout_tasks_needed(n) for n in (0, 1, 25, 26, 100)] == [1, 1, 1, 2, 4]
+    assert rollout_tasks_needed(923) == WAVE_TASKS_MAX

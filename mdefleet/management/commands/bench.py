@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,18 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "what",
+            nargs="?",
+            choices=["rollout", "pages"],
+            default="rollout",
+            help="rollout (default): the rollout against the bare floor. pages: server time and queries of the "
+            "fleet page, rollout detail, comparison, progress fragment, API rollout detail and report on "
+            "--fleet-hosts hosts and a --rollout-hosts rollout.",
+        )
+        parser.add_argument("--fleet-hosts", type=int, default=10_000, help="pages: hosts in the fleet (10,000).")
+        parser.add_argument("--rollout-hosts", type=int, default=1000, help="pages: hosts in the rollout (1,000).")
+        parser.add_argument("--page-runs", type=int, default=15, help="pages: timed calls per page (median kept).")
         parser.add_argument("--hosts", type=int, default=100, help="Simulated hosts (default 100).")
         parser.add_argument("--big", action="store_true", help=f"{BIG:,} hosts (overrides --hosts).")
         parser.add_argument(
@@ -53,6 +66,13 @@ class Command(BaseCommand):
             f"{settings.MDEFLEET_SSH_CONCURRENCY}).",
         )
         parser.add_argument("--timeout", type=float, default=3600, help="Give up on a rollout after this many s.")
+        parser.add_argument(
+            "--sim-processes",
+            type=int,
+            default=min(4, os.cpu_count() or 1),
+            help="Processes serving the simulated fleet (default: the cores, at most 4; host i is served by "
+            "process i %% N). One process holds one core and would be the floor of both measurements.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         database_url = os.environ.get("DATABASE_URL", "")
@@ -61,6 +81,9 @@ class Command(BaseCommand):
             bench.require_services(database_url, broker_url)
         except bench.BenchRefused as exc:
             raise CommandError(str(exc)) from exc
+        if options["what"] == "pages":
+            self._pages(database_url, broker_url, options)
+            return
         hosts = BIG if options["big"] else options["hosts"]
         if hosts < 1:
             raise CommandError("--hosts must be at least 1")
@@ -92,6 +115,41 @@ class Command(BaseCommand):
             self.stdout.write(f"target {name}: {verdict}")
         self.stdout.write(f"results: {json_out}  (logs: {work_dir})")
 
+    def _pages(self, database_url: str, broker_url: str, options: dict[str, Any]) -> None:
+        """Build the big fleet and rollout in the scratch database, time each page, print and write JSON."""
+        from mdefleet import bench_pages
+
+        started_at = datetime.now(UTC)
+        stamp = started_at.strftime("%Y%m%dT%H%M%SZ")
+        json_out = options["json_out"] or settings.VAR_DIR / "bench" / f"{stamp}-pages.json"
+        with bench.scratch_database(database_url, options["database"], keep=options["keep_database"]):
+            self._use_database(options["database"])
+            try:
+                self.stdout.write(
+                    f"building {options['fleet_hosts']:,} hosts and a {options['rollout_hosts']:,}-host rollout "
+                    "(a few simulated hosts discovered and rolled out for real, then cloned) ..."
+                )
+                built = time.monotonic()
+                data = bench_pages.pages_build(hosts=options["fleet_hosts"], rollout_hosts=options["rollout_hosts"])
+                bench.flush_broker(broker_url)  # the discovery's messages: no worker is meant to run them
+                self.stdout.write(
+                    f"  built in {time.monotonic() - built:.0f} s; timing {options['page_runs']} calls each"
+                )
+                timings = bench_pages.pages_measure(data, runs=options["page_runs"])
+            finally:
+                connections.close_all()
+        report = {
+            "started_at": started_at.isoformat(),
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+            "data": {"hosts": data.hosts, "rollout_hosts": data.rollout_hosts},
+            "pages": [t.as_dict() for t in timings],
+        }
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=2) + "\n")
+        self.stdout.write("")
+        self.stdout.write(bench_pages.pages_table(timings))
+        self.stdout.write(f"results: {json_out}")
+
     def _use_database(self, name: str) -> None:
         """Point this process's connection at the scratch database and migrate it."""
         connections.close_all()
@@ -114,7 +172,12 @@ class Command(BaseCommand):
         base_port = bench.free_port_range(options["base_port"], hosts)
         self.stdout.write(f"setup: {hosts} simulated hosts on ports {base_port}+, discovery (not timed)")
         sim = bench.SimProcess(
-            hosts=hosts, base_port=base_port, work_dir=work_dir, env=env, time_scale=options["time_scale"]
+            hosts=hosts,
+            base_port=base_port,
+            work_dir=work_dir,
+            env=env,
+            time_scale=options["time_scale"],
+            processes=options["sim_processes"],
         )
         try:
             host_ids, profile = bench.fleet_prepare(sim=sim)
@@ -144,6 +207,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"rollout {plan}-wave on {count} worker(s) ...")
                 result, last_rollout = bench.rollout_phase(run, waves=plan, workers=count)
                 self.stdout.write(f"  {result.wall_s:.1f} s, {result.status}, {result.hosts_failed} failed")
+                if count > 1:
+                    self.stdout.write(f"  hosts per worker: {result.hosts_per_worker}")
                 results.append(result)
         if not options["skip_bare"] and last_rollout is not None:
             self.stdout.write("bare asyncssh floor ...")
@@ -174,6 +239,7 @@ class Command(BaseCommand):
                 "MDEFLEET_CPU_SAMPLE_SECONDS": 0,
                 "settle_seconds": 0,
                 "sim_time_scale": options["time_scale"],
+                "sim_processes": options["sim_processes"],
             },
             "options": {k: str(v) for k, v in options.items() if k in ("workers", "waves", "skip_bare", "big")},
             "results": [r.as_dict() for r in results],
