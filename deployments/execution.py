@@ -30,6 +30,7 @@ from deployments.steps.catalogue import rollout_steps
 from hosts.choices import SnapshotPhase, StepStatus
 from hosts.models import Host, Snapshot
 from hosts.targets import target_for
+from mdefleet.audit import audit_host_key_mismatches
 from mdefleet.webhooks.events import emit
 
 log = logging.getLogger(__name__)
@@ -204,6 +205,9 @@ class RolloutSink(Sink):
                 if r.run_id in owned and r.step in SNAPSHOT_STEPS and r.status != StepStatus.FAILED and r.parsed
             ]
             copy_create(Snapshot, snapshots)
+            audit_host_key_mismatches(
+                [r for r in steps if r.run_id in owned], {pk: run.host_id for pk, run in self.runs.items()}
+            )
             ended = []
             for result in results:
                 if result.run_id not in owned:

@@ -33,7 +33,7 @@ from hosts.eligibility import eligibility_from
 from hosts.keys import public_key_fingerprint
 from hosts.models import Discovery, DiscoveryHost, Host, HostCheck, Snapshot
 from hosts.targets import target_for
-from mdefleet.audit import SYSTEM, audit_record
+from mdefleet.audit import SYSTEM, audit_host_key_mismatches, audit_record
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +215,7 @@ class DiscoverySink(Sink):
                     for r in steps
                 ]
             )
+            audit_host_key_mismatches(steps, {pk: run.host_id for pk, run in self.runs.items()})
             if results:
                 self._store_hosts(results, now)
             alive = [pk for pk in self.runs if pk not in self.finished]

@@ -65,3 +65,36 @@ def audit_record(*, actor: Actor, action: str, target: Any = None, details: dict
         source_ip=actor.source_ip,
         details=details or {},
     )
+
+
+def audit_host_key_mismatches(records: list[Any], host_of_run: dict[int, int]) -> int:
+    """One ``host.key_mismatch`` event per host whose presented key did not match its pin.
+
+    ``records`` are a batch's step records (the runner files a failed connection as a ``connect``
+    step with the failure kind); ``host_of_run`` maps their run ids to host ids. Costs nothing
+    when no key mismatched, one read and one insert when some did.
+    """
+    from hosts.models import Host
+    from hosts.ssh import SSHFailure
+
+    found = {
+        host_of_run[r.run_id]: r.reason
+        for r in records
+        if r.step == "connect" and (r.parsed or {}).get("kind") == SSHFailure.HOST_KEY_MISMATCH
+    }
+    if not found:
+        return 0
+    names = dict(Host.objects.filter(pk__in=found).values_list("pk", "name"))
+    AuditEvent.objects.bulk_create(
+        AuditEvent(
+            actor=None,
+            actor_label=SYSTEM.label,
+            action="host.key_mismatch",
+            target_type="hosts.host",
+            target_id=str(host_id),
+            target_label=names.get(host_id, "")[:255],
+            details={"reason": reason[:500]},
+        )
+        for host_id, reason in found.items()
+    )
+    return len(found)

@@ -109,6 +109,9 @@ def test_a_discovery_started_over_http_is_run_by_a_worker_and_judges_every_host(
     # A mismatched host key stops the host before any command: only the connect record exists.
     assert list(HostCheck.objects.filter(host=hosts[11]).values_list("step", flat=True)) == ["connect"]
     assert fleet.hosts[11].command_log == []
+    # ... and is audited, once, for that host only.
+    mismatch = AuditEvent.objects.get(action="host.key_mismatch")
+    assert mismatch.target_id == str(hosts[11].pk) and "host key mismatch" in mismatch.details["reason"]
     # Every reachable host was driven over exactly one connection.
     assert fleet.hosts[0].connections_accepted == 1
 
