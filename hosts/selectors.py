@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, F, Prefetch, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, QuerySet
 
 from hosts.models import Credential, Discovery, DiscoveryHost, Host, HostCheck, Snapshot, Tag
 
@@ -48,12 +48,13 @@ def latest_diagnoses(host_ids: Iterable[int]) -> dict[int, HostCheck]:
     ids = list(host_ids)
     if not ids:
         return {}
+    # The newest row per host, portably (the demo runs on SQLite, which has no DISTINCT ON).
+    newer = HostCheck.objects.filter(host_id=OuterRef("host_id"), step="diagnose", pk__gt=OuterRef("pk"))
     checks = (
         HostCheck.objects.filter(host_id__in=ids, step="diagnose")
+        .filter(~Exists(newer))
         .annotate(discovery_id=F("run__discovery_id"))
         .defer("output")
-        .order_by("host_id", "-id")
-        .distinct("host_id")  # PostgreSQL's DISTINCT ON: the newest row per host
     )
     return {check.host_id: check for check in checks}
 
