@@ -406,6 +406,46 @@ def test_hostile_values_stay_inside_quotes_and_run_nothing(fleet: SimFleet) -> N
     assert written["edr"]["tags"] == [{"key": "GROUP", "value": tag}]
 
 
+def test_hostile_values_run_nothing_through_every_step_of_every_job(
+    fleet: SimFleet, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every step of the rollout and of the host jobs, one by one, with quotes, ``;``, ``$()``,
+    backticks and newlines in the proxy, the org id, a tag and carried exclusion paths/names:
+    the simulated host's exec log shows that nothing but the steps' own programs ran."""
+    from deployments.steps.catalogue import job_steps
+    from deployments.steps.offboard import OffboardVerifyStep
+
+    settings.MDEFLEET_SNAPSHOT_SAMPLES = 1  # quoting is the point here, not the CPU figures
+    monkeypatch.setattr(OffboardVerifyStep, "retry_delay", 0.1)  # the agent stays licensed: no offboarding package
+    tag = "'; touch /tmp/pwned; echo '$(id)`id`\n"
+    carried = [
+        {"kind": "path", "value": "/srv/app'; touch /tmp/pwned; '/"},
+        {"kind": "name", "value": "$(touch /tmp/pwned)`id`"},
+        {"kind": "extension", "value": "log\n;id"},
+    ]
+    settings = copy.deepcopy(RECOMMENDED_BASELINE)
+    settings["edr"] = {"tags": [{"key": "GROUP", "value": tag}]}
+    managed = dump_managed_json(build_managed_document(settings, carried, HOSTILE))
+    ctx = profile(proxy=HOSTILE, org_id=tag, managed_json=managed)
+    facts = discovery_facts(rollout(fleet, {0: ctx}, only("facts")), 0)
+
+    steps: list[Step] = list(rollout_steps())
+    for kind in ("snapshot", "health", "diagnose", "offboard", "uninstall"):
+        steps.extend(job_steps(kind))
+    for step in steps:
+        rollout(fleet, {0: ctx}, [step], {0: facts})
+
+    host = fleet.hosts[0]
+    assert host.state.vfs.lookup("/tmp/pwned") is None
+    assert not {argv[0] for argv in host.state.exec_log} & {"touch", "id"}
+    assert len({step.key for step in steps}) >= 20  # the 17 rollout steps and the jobs' own
+    # The values did reach the host, whole: the delivered settings carry them verbatim.
+    written = json.loads((file_state(fleet, 0, MANAGED_JSON) or ("{}",))[0])
+    paths = [item.get("path") for item in written["antivirusEngine"]["exclusions"]]
+    assert "/srv/app'; touch /tmp/pwned; '/" in paths
+    assert ["mdatp", "config", "proxy", "set", "--value", HOSTILE] in host.state.exec_log
+
+
 def json_with_tag(tag: str) -> str:
     settings = copy.deepcopy(RECOMMENDED_BASELINE)
     settings["edr"] = {"tags": [{"key": "GROUP", "value": tag}]}
