@@ -205,9 +205,7 @@ class RolloutSink(Sink):
                 if r.run_id in owned and r.step in SNAPSHOT_STEPS and r.status != StepStatus.FAILED and r.parsed
             ]
             copy_create(Snapshot, snapshots)
-            audit_host_key_mismatches(
-                [r for r in steps if r.run_id in owned], {pk: run.host_id for pk, run in self.runs.items()}
-            )
+            audit_host_key_mismatches([r for r in steps if r.run_id in owned], self.runs)
             ended = []
             for result in results:
                 if result.run_id not in owned:

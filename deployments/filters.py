@@ -7,10 +7,10 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from deployments.choices import Channel, HostRunStatus, RolloutStatus
 from deployments.models import HostRun, Profile, Rollout
-from hosts.filters import IsoDateTimeUtcFilter
+from hosts.filters import CreatedRangeFilterSet
 
 
-class RolloutFilterSet(django_filters.FilterSet):
+class RolloutFilterSet(CreatedRangeFilterSet):
     """Rollouts by status, ticket, creation time and a free-text search over name and ticket."""
 
     q = django_filters.CharFilter(method="search", label="Search", help_text="Part of the name or the ticket")
@@ -19,12 +19,6 @@ class RolloutFilterSet(django_filters.FilterSet):
     profile = django_filters.NumberFilter(field_name="profile_id", label="Profile id")
     tag = django_filters.CharFilter(
         method="by_tag", label="Host tag", help_text="Rollouts with at least one host carrying this tag"
-    )
-    created_after = IsoDateTimeUtcFilter(
-        field_name="created_at", lookup_expr="gte", label="Created after", help_text="ISO 8601 date-time"
-    )
-    created_before = IsoDateTimeUtcFilter(
-        field_name="created_at", lookup_expr="lt", label="Created before", help_text="ISO 8601 date-time"
     )
     ordering = django_filters.OrderingFilter(
         fields=(
@@ -82,17 +76,11 @@ class HostRunFilterSet(django_filters.FilterSet):
         return queryset.filter(Q(host__name__icontains=value) | Q(host__address__icontains=value))
 
 
-class ProfileFilterSet(django_filters.FilterSet):
+class ProfileFilterSet(CreatedRangeFilterSet):
     """Profiles by text (name or description), channel and creation time; the page and the API share it."""
 
     q = django_filters.CharFilter(method="filter_q", label="Search", help_text="Part of the name or description")
     channel = django_filters.ChoiceFilter(choices=Channel.choices, empty_label="Any channel")
-    created_after = IsoDateTimeUtcFilter(
-        field_name="created_at", lookup_expr="gte", label="Created after", help_text="ISO 8601 date-time"
-    )
-    created_before = IsoDateTimeUtcFilter(
-        field_name="created_at", lookup_expr="lt", label="Created before", help_text="ISO 8601 date-time"
-    )
     ordering = django_filters.OrderingFilter(
         fields=(("name", "name"), ("channel", "channel"), ("created_at", "created_at"), ("updated_at", "updated_at")),
         label="Order by",

@@ -215,7 +215,7 @@ class DiscoverySink(Sink):
                     for r in steps
                 ]
             )
-            audit_host_key_mismatches(steps, {pk: run.host_id for pk, run in self.runs.items()})
+            audit_host_key_mismatches(steps, self.runs)
             if results:
                 self._store_hosts(results, now)
             alive = [pk for pk in self.runs if pk not in self.finished]

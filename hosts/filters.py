@@ -34,6 +34,17 @@ class IsoDateTimeUtcFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcIsoDateTimeField
 
 
+class CreatedRangeFilterSet(django_filters.FilterSet):
+    """``created_after`` / ``created_before`` on ``created_at``, shared by the API's lists."""
+
+    created_after = IsoDateTimeUtcFilter(
+        field_name="created_at", lookup_expr="gte", label="Created after", help_text="ISO 8601 date-time"
+    )
+    created_before = IsoDateTimeUtcFilter(
+        field_name="created_at", lookup_expr="lt", label="Created before", help_text="ISO 8601 date-time"
+    )
+
+
 class HostFilterSet(django_filters.FilterSet):
     """Filters by tag, distro, eligibility, agent state and a free-text search over name and address."""
 

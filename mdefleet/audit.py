@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,18 +68,18 @@ def audit_record(*, actor: Actor, action: str, target: Any = None, details: dict
     )
 
 
-def audit_host_key_mismatches(records: list[Any], host_of_run: dict[int, int]) -> int:
+def audit_host_key_mismatches(records: list[Any], runs: Mapping[int, Any]) -> int:
     """One ``host.key_mismatch`` event per host whose presented key did not match its pin.
 
     ``records`` are a batch's step records (the runner files a failed connection as a ``connect``
-    step with the failure kind); ``host_of_run`` maps their run ids to host ids. Costs nothing
+    step with the failure kind); ``runs`` maps their run ids to runs with a ``host_id``. Costs nothing
     when no key mismatched, one read and one insert when some did.
     """
     from hosts.models import Host
     from hosts.ssh import SSHFailure
 
     found = {
-        host_of_run[r.run_id]: r.reason
+        runs[r.run_id].host_id: r.reason
         for r in records
         if r.step == "connect" and (r.parsed or {}).get("kind") == SSHFailure.HOST_KEY_MISMATCH
     }

@@ -6,12 +6,12 @@ import django_filters
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from hosts.filters import IsoDateTimeUtcFilter
+from hosts.filters import CreatedRangeFilterSet
 from mdefleet.models import ServiceAccount
 from mdefleet.roles import ROLE_ORDER
 
 
-class ServiceAccountFilterSet(django_filters.FilterSet):
+class ServiceAccountFilterSet(CreatedRangeFilterSet):
     """Service accounts by role, state, creation time and a search over name and description."""
 
     q = django_filters.CharFilter(method="search", label="Search", help_text="Part of the name or description")
@@ -21,12 +21,6 @@ class ServiceAccountFilterSet(django_filters.FilterSet):
         method="by_state",
         label="State",
         empty_label="any state",
-    )
-    created_after = IsoDateTimeUtcFilter(
-        field_name="created_at", lookup_expr="gte", label="Created after", help_text="ISO 8601 date-time"
-    )
-    created_before = IsoDateTimeUtcFilter(
-        field_name="created_at", lookup_expr="lt", label="Created before", help_text="ISO 8601 date-time"
     )
     ordering = django_filters.OrderingFilter(
         fields=(
