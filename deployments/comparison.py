@@ -144,17 +144,80 @@ def agent_share(snapshot: dict[str, Any] | None, cores: int | None) -> dict[str,
 
     ps counts CPU per core (100 % = one core), so the share of the host is the sum over cores.
     """
-    blank: dict[str, float | None] = {"cpu_pct_of_host": None, "cpu_pct_of_busy": None, "rss_pct_of_ram": None}
     if not snapshot:
-        return blank
+        return share_of(None, cores)
     rss, cpu = agent_totals(snapshot)
-    total = _num(snapshot.get("mem_total_mb"))
-    busy = _num(snapshot.get("cpu_busy_pct"))
+    return share_of(
+        {
+            "agent_rss_mb": rss,
+            "agent_cpu_pct": cpu,
+            "mem_total_mb": _num(snapshot.get("mem_total_mb")),
+            "cpu_busy_pct": _num(snapshot.get("cpu_busy_pct")),
+        },
+        cores,
+    )
+
+
+def share_of(base: dict[str, float | None] | None, cores: int | None) -> dict[str, float | None]:
+    """:func:`agent_share` from the four post figures it needs (``share_base`` of a host summary)."""
+    if not base:
+        return {"cpu_pct_of_host": None, "cpu_pct_of_busy": None, "rss_pct_of_ram": None}
+    rss, cpu = _num(base.get("agent_rss_mb")), _num(base.get("agent_cpu_pct"))
+    total, busy = _num(base.get("mem_total_mb")), _num(base.get("cpu_busy_pct"))
     of_host = round(cpu / cores, 2) if cpu is not None and cores else None
     return {
         "cpu_pct_of_host": of_host,
         "cpu_pct_of_busy": round(min(100.0, of_host / busy * 100), 1) if of_host is not None and busy else None,
         "rss_pct_of_ram": round(rss / total * 100, 2) if rss is not None and total else None,
+    }
+
+
+def _paired(before: float | None, after: float | None) -> dict[str, float | None]:
+    """pre, post, post - pre and the change in % of pre (None where a side is missing or pre is 0)."""
+    if before is None or after is None:
+        return {"pre": before, "post": after, "delta": None, "delta_pct": None}
+    delta = round(after - before, 2)
+    return {
+        "pre": before,
+        "post": after,
+        "delta": delta,
+        "delta_pct": round(delta / before * 100, 1) if before else None,
+    }
+
+
+def paired_figures(pre: dict[str, Any] | None, post: dict[str, Any] | None) -> dict[str, dict[str, float | None]]:
+    """CPU busy, memory used, agent RSS and agent CPU of a host before and after, with their changes."""
+    pre, post = pre or {}, post or {}
+    pre_rss, pre_cpu = agent_totals(pre) if pre else (None, None)
+    post_rss, post_cpu = agent_totals(post) if post else (None, None)
+    return {
+        "cpu_busy": _paired(_num(pre.get("cpu_busy_pct")), _num(post.get("cpu_busy_pct"))),
+        "mem_used": _paired(_num(pre.get("mem_used_mb")), _num(post.get("mem_used_mb"))),
+        "agent_rss": _paired(pre_rss, post_rss),
+        "agent_cpu": _paired(pre_cpu, post_cpu),
+    }
+
+
+def host_summary(pre: dict[str, Any] | None, post: dict[str, Any] | None) -> dict[str, Any]:
+    """What the comparison report shows of one host's two snapshots, a few hundred bytes.
+
+    The compare step stores it, so a report of thousands of hosts reads these instead of decoding
+    and walking two full snapshots (tens of processes and filesystems each) per host.
+    """
+    figures = paired_figures(pre, post)
+    return {
+        "paired": bool(pre and post),
+        "figures": figures,
+        "processes": process_changes(pre, post),
+        "filesystems": filesystem_changes(pre, post)[:FILESYSTEMS_SHOWN],
+        "share_base": None
+        if not post
+        else {
+            "agent_rss_mb": figures["agent_rss"]["post"],
+            "agent_cpu_pct": figures["agent_cpu"]["post"],
+            "mem_total_mb": _num(post.get("mem_total_mb")),
+            "cpu_busy_pct": figures["cpu_busy"]["post"],
+        },
     }
 
 

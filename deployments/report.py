@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db.models import Q
@@ -19,22 +19,20 @@ from django.urls import reverse
 
 from deployments.choices import HostRunStatus
 from deployments.comparison import (
-    FILESYSTEMS_SHOWN,
     METRICS,
-    agent_share,
     agent_totals,
     distribution,
-    filesystem_changes,
     host_deltas,
+    host_summary,
     percentile_nearest_rank,  # noqa: F401 (re-exported: the report module names its statistics)
-    process_changes,
+    share_of,
 )
 from deployments.gates import DEFAULT_GATES, GateConfigError, Rule, regression_rules, rule_of
 from deployments.models import HostRun, Rollout, StepResult, Wave
 from hosts.choices import StepStatus
 from hosts.models import Snapshot
 
-SNAPSHOT_STEPS = ("snapshot_pre", "snapshot_post", "compare")
+SNAPSHOT_STEPS = ("snapshot_pre", "snapshot_post")
 WORST_SHOWN = 10
 # A figure above this share of its threshold is "near" the limit (amber), above the threshold "over".
 NEAR_SHARE = 0.8
@@ -64,32 +62,6 @@ SHORT: dict[str, str] = {
 
 def _num(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _delta(pre: float | None, post: float | None) -> tuple[float | None, float | None]:
-    """(post - pre, the change in % of pre); None where a side is missing or pre is 0 (no base)."""
-    if pre is None or post is None:
-        return None, None
-    delta = round(post - pre, 2)
-    return delta, (round(delta / pre * 100, 1) if pre else None)
-
-
-def _figures(pre: dict[str, Any] | None, post: dict[str, Any] | None) -> dict[str, dict[str, float | None]]:
-    """The four paired figures with pre, post, delta and delta %."""
-    pre, post = pre or {}, post or {}
-    pre_rss, pre_cpu = agent_totals(pre) if pre else (None, None)
-    post_rss, post_cpu = agent_totals(post) if post else (None, None)
-    sides = {
-        "cpu_busy": (_num(pre.get("cpu_busy_pct")), _num(post.get("cpu_busy_pct"))),
-        "mem_used": (_num(pre.get("mem_used_mb")), _num(post.get("mem_used_mb"))),
-        "agent_rss": (pre_rss, post_rss),
-        "agent_cpu": (pre_cpu, post_cpu),
-    }
-    out: dict[str, dict[str, float | None]] = {}
-    for key, (before, after) in sides.items():
-        delta, pct = _delta(before, after)
-        out[key] = {"pre": before, "post": after, "delta": delta, "delta_pct": pct}
-    return out
 
 
 def judge_value(value: float | None, threshold: float | None) -> str:
@@ -186,39 +158,73 @@ def _host_rows(rollout: Rollout, run_id: int | None = None) -> dict[int, dict[st
 def _step_rows(
     rollout: Rollout, run_id: int | None = None
 ) -> tuple[dict[int, dict[str, dict[str, Any]]], list[dict[str, Any]]]:
-    """One query: the latest snapshot/compare result per host run (or of one), and every failed step."""
+    """The latest compare result per host run (or of one) and every failed step; two queries.
+
+    A compare result carries its host's summary (:func:`deployments.comparison.host_summary`), so
+    the full snapshots are read only for the runs without one: those that stopped before the
+    compare step, and rollouts run before the summary existed.
+    """
     latest: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
     failed: list[dict[str, Any]] = []
     only = {"host_run_id": run_id} if run_id is not None else {}
-    rows = (
-        StepResult.objects.filter(host_run__rollout=rollout, **only)
-        .filter(Q(step__in=SNAPSHOT_STEPS) | Q(status=StepStatus.FAILED))
-        .order_by("host_run_id", "id")
-        .values("id", "host_run_id", "step", "status", "reason", "parsed")
-    )
-    for row in rows:
-        if row["step"] in SNAPSHOT_STEPS:
-            latest[row["host_run_id"]][row["step"]] = row  # ordered by id: the last one wins
+    mine = StepResult.objects.filter(host_run__rollout=rollout, **only)
+    columns = ("id", "host_run_id", "step", "status", "reason", "parsed")
+    for row in mine.filter(Q(step="compare") | Q(status=StepStatus.FAILED)).order_by("id").values(*columns):
+        if row["step"] == "compare":
+            latest[row["host_run_id"]]["compare"] = row  # ordered by id: the last one wins
         if row["status"] == StepStatus.FAILED:
             failed.append(row)
+    summarised = mine.filter(step="compare", parsed__has_key="summary").values("host_run_id")
+    snapshots = mine.filter(step__in=SNAPSHOT_STEPS).exclude(host_run_id__in=summarised)
+    for row in snapshots.order_by("id").values(*columns):
+        latest[row["host_run_id"]][row["step"]] = row
+    failed.sort(key=lambda row: (row["host_run_id"], row["id"]))
     return latest, failed
 
 
 # --- the report ----------------------------------------------------------------------------------
 
 
+# A run id no real run has, reversed in place of the real ones (see _run_url).
+_RUN_PLACEHOLDER = 2_147_000_111
+
+
+def _run_url(name: str, rollout_pk: int) -> Callable[[int], str]:
+    """The URL of a host run's page by run id: reverse() once per report rather than per host."""
+    head, tail = reverse(name, args=[rollout_pk, _RUN_PLACEHOLDER]).rsplit(str(_RUN_PLACEHOLDER), 1)
+    return lambda run_id: f"{head}{run_id}{tail}"
+
+
+def _run_urls(rollout: Rollout) -> dict[str, Callable[[int], str]]:
+    return {
+        "url": _run_url("deployments:rollout-comparison-host", rollout.pk),
+        "steps_url": _run_url("deployments:rollout-host", rollout.pk),
+    }
+
+
 def _host_report(
-    rollout: Rollout, run: dict[str, Any], steps: dict[str, dict[str, Any]], rules: dict[str, Rule | None]
+    urls: dict[str, Callable[[int], str]],
+    run: dict[str, Any],
+    steps: dict[str, dict[str, Any]],
+    rules: dict[str, Rule | None],
 ) -> dict[str, Any]:
-    pre_row, post_row, compare_row = steps.get("snapshot_pre"), steps.get("snapshot_post"), steps.get("compare")
-    pre = pre_row["parsed"] if pre_row and isinstance(pre_row["parsed"], dict) else None
-    post = post_row["parsed"] if post_row and isinstance(post_row["parsed"], dict) else None
-    if pre and post:
-        deltas = host_deltas(pre, post)
-    elif compare_row and isinstance((compare_row["parsed"] or {}).get("deltas"), dict):
-        deltas = {key: None for key in METRICS} | {"disk_mount": ""} | compare_row["parsed"]["deltas"]
+    compare_row = steps.get("compare")
+    compare = compare_row["parsed"] if compare_row and isinstance(compare_row["parsed"], dict) else {}
+    summary = compare.get("summary")
+    stored = compare.get("deltas") if isinstance(compare.get("deltas"), dict) else None
+    if isinstance(summary, dict) and stored is not None:
+        deltas = {key: None for key in METRICS} | {"disk_mount": ""} | stored
     else:
-        deltas = host_deltas(None, None)
+        pre_row, post_row = steps.get("snapshot_pre"), steps.get("snapshot_post")
+        pre = pre_row["parsed"] if pre_row and isinstance(pre_row["parsed"], dict) else None
+        post = post_row["parsed"] if post_row and isinstance(post_row["parsed"], dict) else None
+        summary = host_summary(pre, post)
+        if pre and post:
+            deltas = host_deltas(pre, post)
+        elif stored is not None:
+            deltas = {key: None for key in METRICS} | {"disk_mount": ""} | stored
+        else:
+            deltas = host_deltas(None, None)
     judged: dict[str, str] = {}
     over: list[dict[str, Any]] = []
     marginal: list[dict[str, Any]] = []
@@ -245,8 +251,7 @@ def _host_report(
                 }
             )
     over.sort(key=lambda o: -(o["value"] / o["threshold"] if o["threshold"] else math.inf))
-    figures = _figures(pre, post)
-    share = agent_share(post, run["host__cpu_cores"])
+    share = share_of(summary.get("share_base"), run["host__cpu_cores"])
     return {
         "run_id": run["id"],
         "host_id": run["host_id"],
@@ -258,7 +263,7 @@ def _host_report(
         "distro": run["host__distro_id"],
         "version": run["host__distro_version"],
         "tags": sorted(run["tags"]),
-        "figures": figures,
+        "figures": summary["figures"],
         "deltas": {key: deltas.get(key) for key in METRICS},
         "disk_mount": deltas.get("disk_mount") or "",
         "agent_rss_pct_of_ram": share["rss_pct_of_ram"],
@@ -270,11 +275,10 @@ def _host_report(
         "regressed": bool(over),
         "severity": round(severity, 3),
         "missing": [m for m in METRICS if deltas.get(m) is None and rules.get(m) is not None],
-        "has_data": bool(pre and post) or any(deltas.get(m) is not None for m in METRICS),
-        "processes": process_changes(pre, post),
-        "filesystems": filesystem_changes(pre, post)[:FILESYSTEMS_SHOWN],
-        "url": reverse("deployments:rollout-comparison-host", args=[rollout.pk, run["id"]]),
-        "steps_url": reverse("deployments:rollout-host", args=[rollout.pk, run["id"]]),
+        "has_data": bool(summary.get("paired")) or any(deltas.get(m) is not None for m in METRICS),
+        "processes": summary["processes"],
+        "filesystems": summary["filesystems"],
+        **{key: url(run["id"]) for key, url in urls.items()},
     }
 
 
@@ -382,7 +386,8 @@ def rollout_report(rollout: Rollout) -> dict[str, Any]:
     waves = list(Wave.objects.filter(rollout=rollout).order_by("index"))
     runs = _host_rows(rollout)
     steps, failed_steps = _step_rows(rollout)
-    hosts = [_host_report(rollout, run, steps.get(run_id, {}), rules) for run_id, run in runs.items()]
+    urls = _run_urls(rollout)
+    hosts = [_host_report(urls, run, steps.get(run_id, {}), rules) for run_id, run in runs.items()]
     by_run = {h["run_id"]: h for h in hosts}
     by_wave: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for host in hosts:
@@ -543,7 +548,7 @@ def host_comparison(rollout: Rollout, run_id: int) -> dict[str, Any] | None:
         return None
     rules = _rules(rollout)
     steps, failed = _step_rows(rollout, run_id)
-    host = _host_report(rollout, run, steps.get(run_id, {}), rules)
+    host = _host_report(_run_urls(rollout), run, steps.get(run_id, {}), rules)
     wave = Wave.objects.filter(pk=run["wave_id"]).first()
     gate = (wave.gate_report or {}) if wave else {}
     host["wave_verdict"] = (wave.gate_verdict if wave else "") or gate.get("verdict") or ""

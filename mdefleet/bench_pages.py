@@ -237,6 +237,7 @@ def _rollout_clone(
     """
     from django.db import transaction
 
+    from deployments.comparison import host_deltas, host_summary
     from mdefleet.bench import bench_gates
 
     Rollout, Wave, HostRun, StepResult, Snapshot = models
@@ -306,12 +307,14 @@ def _rollout_clone(
         snapshots: list[Any] = []
         for i, run in enumerate(runs):
             template = templates[i % len(templates)]
+            varied: dict[str, Any] = {}
             for record in template:
                 if run.status == HostRunStatus.RUNNING and record.step == "install":
                     break
                 fields = record.stored_fields()
                 if record.step in ("snapshot_pre", "snapshot_post"):
                     fields["parsed"] = _vary(record.parsed, rng, record.step.removeprefix("snapshot_"))
+                    varied[record.step] = fields["parsed"]
                     if record.status != "failed" and fields["parsed"]:
                         snapshots.append(
                             Snapshot(
@@ -321,6 +324,14 @@ def _rollout_clone(
                                 **Snapshot.fields_from(fields["parsed"]),
                             )
                         )
+                if record.step == "compare" and isinstance(record.parsed, dict):
+                    # What the compare step would have stored for the varied snapshots.
+                    pre, post = varied.get("snapshot_pre"), varied.get("snapshot_post")
+                    fields["parsed"] = {
+                        **record.parsed,
+                        "deltas": host_deltas(pre, post),
+                        "summary": host_summary(pre, post),
+                    }
                 if run.status == HostRunStatus.FAILED and record.step == "install":
                     fields.update(status="failed", reason="dnf could not reach packages.microsoft.com")
                     results.append(StepResult(host_run=run, attempt=1, **fields))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deployments.comparison import METRICS, host_deltas
+from deployments.comparison import METRICS, host_deltas, host_summary
 from deployments.gates import critical_limits
 from deployments.steps.base import Outcome, Step, StepContext
 from hosts.ssh import CommandResult
@@ -20,7 +20,8 @@ class CompareStep(Step):
         return None
 
     def evaluate(self, ctx: StepContext, result: CommandResult) -> Outcome:
-        deltas = host_deltas(ctx.data("snapshot_pre"), ctx.data("snapshot_post"))
+        pre, post = ctx.data("snapshot_pre"), ctx.data("snapshot_post")
+        deltas = host_deltas(pre, post)
         # Per-host absolute limits only: relative rules and the wave median are judged by the wave gate.
         thresholds = critical_limits(getattr(ctx.profile, "gates", None))
         over, missing = [], []
@@ -32,7 +33,8 @@ class CompareStep(Step):
                 missing.append(METRICS[metric]["label"])
             elif value > limit:
                 over.append(f"{METRICS[metric]['label']} +{value:g} {METRICS[metric]['unit']} (limit {limit:g})")
-        data = {"deltas": deltas, "over": over, "missing": missing}
+        # The summary is what the comparison report shows of this host (deployments/report.py).
+        data = {"deltas": deltas, "over": over, "missing": missing, "summary": host_summary(pre, post)}
         if over:
             return Outcome.warn("regression: " + "; ".join(over), **data)
         if missing:

@@ -23,7 +23,7 @@ from hosts.selectors import latest_diagnoses
 from mdefleet.roles import VIEWER
 from mdefleet.views import role_required
 
-HOSTS_PAGE_SIZE = 200
+HOSTS_PAGE_SIZE = 100
 GROUP_METRICS = ("cpu_points", "mem_mb", "agent_rss_mb", "disk_mb")
 
 

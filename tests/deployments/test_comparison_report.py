@@ -418,3 +418,38 @@ def test_the_host_detail_query_count_does_not_grow_with_the_rollout(viewer_clien
             assert viewer_client.get(url).status_code == 200
         counts.append(len(queries))
     assert counts[0] == counts[1], counts
+
+
+def test_the_report_from_the_summaries_the_compare_step_stored_equals_the_one_from_the_snapshots() -> None:
+    """The compare step stores each host's summary; the report then reads that, not the snapshots."""
+    from deployments.report import rollout_report
+    from deployments.steps.base import StepContext
+    from deployments.steps.compare import CompareStep
+    from hosts.ssh import CommandResult
+
+    built = build(30)
+    from_snapshots = rollout_report(built.rollout)
+    assert from_snapshots["summary"]["compared"] > 20
+    snapshots = StepResult.objects.filter(host_run__rollout=built.rollout, step__startswith="snapshot_")
+    pairs: dict[int, dict[str, Any]] = {}
+    for row in snapshots:
+        pairs.setdefault(row.host_run_id, {})[row.step] = row.parsed
+    compares = []
+    for run_id, pair in pairs.items():
+        if "snapshot_post" not in pair:
+            continue  # stopped before the compare step: the report falls back to the snapshots
+        ctx = StepContext(host_label="h", results=pair)
+        outcome = CompareStep().evaluate(ctx, CommandResult(command="", exit_status=0, stdout="", stderr="", duration_ms=0))
+        compares.append(
+            StepResult(
+                host_run_id=run_id, step="compare", status=outcome.status, parsed=outcome.data, finished_at=timezone.now()
+            )
+        )
+    StepResult.objects.bulk_create(compares)
+    # Blank the post snapshots of the compared hosts: only their summaries can give the figures now.
+    snapshots.filter(step="snapshot_post").update(parsed={})
+
+    from_summaries = rollout_report(built.rollout)
+    assert from_summaries["hosts"] == from_snapshots["hosts"]
+    assert from_summaries["distributions"] == from_snapshots["distributions"]
+    assert from_summaries["summary"] == from_snapshots["summary"]
