@@ -152,6 +152,89 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _stat_fields(pid: int | str) -> list[str]:
+    """/proc/<pid>/stat after the command name (which may hold spaces): field 3 (state) is index 0."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pids: list[int], *, reaped: bool = False) -> float:
+    """User + system CPU seconds the processes have used so far (a process gone counts 0).
+
+    ``reaped`` adds what their ended children used (PostgreSQL's postmaster reaps each backend
+    a worker closes, and that backend's CPU would otherwise be lost).
+    """
+    ticks = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = _stat_fields(pid)
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+            if reaped:
+                ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def group_pids(pgid: int) -> list[int]:
+    """Every process of a process group (the simulator's parent and its children)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                if int(_stat_fields(entry.name)[2]) == pgid:
+                    pids.append(int(entry.name))
+    return pids
+
+
+def postgres_pids() -> list[int]:
+    """The local PostgreSQL server's processes (its backends serve the workers)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+    return pids
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, summed over cores (/proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(values) - idle) / tick, sum(values) / tick
+
+
+@dataclass
+class CpuUse:
+    """Where a phase's CPU went: the simulated fleet, the workers (or the bare client), PostgreSQL."""
+
+    sim_s: float = 0.0
+    workers_s: float = 0.0
+    postgres_s: float = 0.0
+    machine_busy_pct: float = 0.0
+
+    @classmethod
+    def between(cls, before: dict[str, float], after: dict[str, float]) -> CpuUse:
+        total = after["machine_total"] - before["machine_total"]
+        return cls(
+            sim_s=round(after["sim"] - before["sim"], 1),
+            workers_s=round(after["workers"] - before["workers"], 1),
+            postgres_s=round(after["postgres"] - before["postgres"], 1),
+            machine_busy_pct=round((after["machine_busy"] - before["machine_busy"]) / total * 100, 1) if total else 0.0,
+        )
+
+
+def cpu_reading(*, sim_pgid: int, workers: list[int]) -> dict[str, float]:
+    """The CPU counters :meth:`CpuUse.between` subtracts (taken before the workers stop)."""
+    busy, total = machine_busy_seconds()
+    return {
+        "sim": cpu_seconds(group_pids(sim_pgid)),
+        "workers": cpu_seconds(workers),
+        "postgres": cpu_seconds(postgres_pids(), reaped=True),
+        "machine_busy": busy,
+        "machine_total": total,
+    }
+
+
 def _stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -303,6 +386,7 @@ class PhaseResult:
     notes: str = ""
     # Host runs each worker claimed (its last claim): two workers must each run their own share.
     hosts_per_worker: dict[str, int] = field(default_factory=dict)
+    cpu: CpuUse = field(default_factory=CpuUse)
 
     @property
     def steps_per_s(self) -> float:
@@ -325,14 +409,15 @@ class PhaseResult:
 def table(results: list[PhaseResult]) -> str:
     """The results as a fixed-width table."""
     head = f"{'phase':<18} {'hosts':>6} {'wrk':>3} {'wall s':>8} {'steps/s':>8} {'conns':>6} {'q/step':>7} "
-    head += f"{'peak RSS MB':>12} {'ok/failed':>10}"
+    head += f"{'peak RSS MB':>12} {'ok/failed':>10}  {'CPU s: sim':>10} {'wrk':>5} {'pg':>5} {'busy':>5}"
     lines = [head, "-" * len(head)]
     for r in results:
         qps = "-" if r.queries_per_step is None else f"{r.queries_per_step:.2f}"
         rss = "/".join(f"{m:.0f}" for m in r.worker_peak_rss_mb) or "-"
         lines.append(
             f"{r.phase:<18} {r.hosts:>6} {r.workers or '-':>3} {r.wall_s:>8.1f} {r.steps_per_s:>8.0f} "
-            f"{r.connections:>6} {qps:>7} {rss:>12} {f'{r.hosts_ok}/{r.hosts_failed}':>10}"
+            f"{r.connections:>6} {qps:>7} {rss:>12} {f'{r.hosts_ok}/{r.hosts_failed}':>10}  "
+            f"{r.cpu.sim_s:>10.1f} {r.cpu.workers_s:>5.1f} {r.cpu.postgres_s:>5.1f} {r.cpu.machine_busy_pct:>4.0f}%"
         )
     return "\n".join(lines)
 
@@ -435,6 +520,8 @@ def rollout_phase(run: BenchRun, *, waves: str, workers: int) -> tuple[PhaseResu
         started = [BenchWorker(f"bench{i + 1}", env=run.env, work_dir=run.work_dir) for i in range(workers)]
         for worker in started:
             worker.wait_ready()
+        pids = [w.proc.pid for w in started]
+        cpu_before = cpu_reading(sim_pgid=sim.proc.pid, workers=pids)
         began = time.monotonic()
         rollout_start(actor=SYSTEM, rollout=rollout)
         last_sample = 0.0
@@ -449,6 +536,7 @@ def rollout_phase(run: BenchRun, *, waves: str, workers: int) -> tuple[PhaseResu
                     worker.sample()
             time.sleep(STEP_WAIT)
         wall = time.monotonic() - began
+        cpu = CpuUse.between(cpu_before, cpu_reading(sim_pgid=sim.proc.pid, workers=pids))
     finally:
         for worker in started:
             queries += worker.stop()
@@ -470,6 +558,7 @@ def rollout_phase(run: BenchRun, *, waves: str, workers: int) -> tuple[PhaseResu
             row["claimed_by"]: row["n"]
             for row in runs.values("claimed_by").annotate(n=Count("id")).order_by("claimed_by")
         },
+        cpu=cpu,
     )
     if status not in DONE_STATUSES:
         result.notes = f"timed out after {run.timeout:.0f} s"
@@ -606,9 +695,11 @@ def bare_phase(run: BenchRun, *, rollout: Any) -> PhaseResult:
         )
     sim = run.fresh_sim()
     try:
+        cpu_before = cpu_reading(sim_pgid=sim.proc.pid, workers=[os.getpid()])
         began = time.monotonic()
         steps_done, failed = asyncio.run(_bare_all(hosts, rollout_steps(), limits))
         wall = time.monotonic() - began
+        cpu = CpuUse.between(cpu_before, cpu_reading(sim_pgid=sim.proc.pid, workers=[os.getpid()]))
     finally:
         stats = sim.stats()
     return PhaseResult(
@@ -621,4 +712,5 @@ def bare_phase(run: BenchRun, *, rollout: Any) -> PhaseResult:
         hosts_ok=len(hosts) - failed,
         hosts_failed=failed,
         status="completed",
+        cpu=cpu,
     )

@@ -180,13 +180,15 @@ async def grep(ctx: Ctx) -> int:
             errors = True
             if not silent:
                 ctx.err(f"grep: {name}: {exc.reason}\n")
+    # -l, -L and -q need one matching line per file: GNU grep stops reading there too.
+    first_only = quiet or has("-l", "--files-with-matches", "-L", "--files-without-match")
     for name, text in sources:
         assert text is not None
         hits: list[tuple[int, str]] = []
         for number, line in enumerate(text.splitlines(), 1):
             if (regex.search(line) is not None) != invert:
                 hits.append((number, line))
-                if len(hits) == max_count:
+                if len(hits) == max_count or first_only:
                     break
         if hits:
             matched = True

@@ -129,17 +129,20 @@ class VFS:
 
     def resolve(self, path: str, depth: int = 0) -> str:
         """Follow a symbolic link at the last component (absolute targets or relative to its dir)."""
+        return self._resolved(path, depth)[0]
+
+    def _resolved(self, path: str, depth: int = 0) -> tuple[str, Node | None]:
+        """:meth:`resolve` and the node found there, so a stat looks a path up once, not twice."""
         node = self.lookup(path)
         if node is not None and node.kind == "l" and depth < 8:
             target = node.text()
-            return self.resolve(normpath(posixpath.dirname(path), target), depth + 1)
-        return path
+            return self._resolved(normpath(posixpath.dirname(path), target), depth + 1)
+        return path, node
 
     def stat(self, path: str, cred: Cred | None = None, *, follow: bool = True) -> Node:
         if cred is not None:
             self._search(path, cred)
-        real = self.resolve(path) if follow else path
-        node = self.lookup(real)
+        node = self._resolved(path)[1] if follow else self.lookup(path)
         if node is None:
             parent = posixpath.dirname(path)
             parent_node = self.lookup(parent)
@@ -149,7 +152,7 @@ class VFS:
         return node
 
     def exists(self, path: str) -> bool:
-        return self.lookup(self.resolve(path)) is not None
+        return self._resolved(path)[1] is not None
 
     def _search(self, path: str, cred: Cred) -> None:
         """Search (x) permission on every ancestor directory."""

@@ -56,16 +56,21 @@ def emit_fleet(event: str, **details: Any) -> None:
 
 def _emit_fleet_committed(event: str, details: dict[str, Any], occurred_at: datetime) -> None:
     try:
-        targets = [
-            pk
-            for pk, events in WebhookSubscription.objects.filter(active=True).values_list("pk", "events")
-            if event in (events or [])
-        ]
+        targets = _subscribers(event)
         if targets:
             payload = {"event": event, "occurred_at": occurred_at.isoformat(), **details}
             deliveries_create(event=event, payload=payload, subscription_ids=targets)
     except Exception:  # a webhook problem must never reach the job that emitted it
         log.exception("could not record webhook event %s", event)
+
+
+def _subscribers(event: str) -> list[int]:
+    """The active subscriptions to ``event`` (events are a JSON list: filtered here, the same on SQLite)."""
+    return [
+        pk
+        for pk, events in WebhookSubscription.objects.filter(active=True).values_list("pk", "events")
+        if event in (events or [])
+    ]
 
 
 def _capture(key: str, value: Any) -> Any:
@@ -90,11 +95,7 @@ def _wave_dict(wave: Any) -> dict[str, Any]:
 
 def _emit_committed(event: str, snapshot: dict[str, Any], details: dict[str, Any], occurred_at: datetime) -> None:
     try:
-        targets = [
-            pk
-            for pk, events in WebhookSubscription.objects.filter(active=True).values_list("pk", "events")
-            if event in (events or [])
-        ]
+        targets = _subscribers(event)
         if not targets:
             return
         payload = {

@@ -33,6 +33,9 @@ def test_the_bench_runs_a_rollout_on_five_hosts_and_writes_its_figures(tmp_path:
     assert rollout["connections"] == rollout["hosts"]  # one SSH connection per host
     assert rollout["host_steps"] == 17 * rollout["hosts"]
     assert rollout["queries"] > 0 and rollout["worker_peak_rss_mb"][0] > 0
+    # Where the CPU went: the fleet and the worker both worked; the machine's share is a percentage.
+    assert rollout["cpu"]["sim_s"] > 0 and rollout["cpu"]["workers_s"] > 0
+    assert 0 < rollout["cpu"]["machine_busy_pct"] <= 100
     assert "rollout one-wave" in done.stdout
 
 
@@ -110,17 +113,19 @@ def test_a_fleet_served_by_two_processes_answers_on_every_port_and_counts_as_one
         proc.wait(timeout=30)
 
 
-def test_polling_asks_again_soon_then_every_retry_delay_within_the_same_window() -> None:
-    from deployments.runner import FIRST_POLL_SECONDS, poll_delays
-    from deployments.steps.health import HealthStep
+def test_the_verdicts_explain_a_cpu_bound_miss_and_leave_the_wall_unjudged_when_hosts_take_time() -> None:
+    from mdefleet.bench import CpuUse, PhaseResult
+    from mdefleet.management.commands.bench import _targets
 
-    delays = list(poll_delays(HealthStep()))
-    assert delays[:5] == [FIRST_POLL_SECONDS, 1, 2, 4, 8] and set(delays[5:-1]) == {10}
-    assert sum(delays) == pytest.approx((HealthStep.attempts - 1) * HealthStep.retry_delay)
+    def run(workers: int, wall: float, busy: float) -> PhaseResult:
+        return PhaseResult(
+            phase="rollout one-wave", hosts=923, workers=workers, wall_s=wall, host_steps=15_691,
+            connections=923, queries=400, worker_peak_rss_mb=[150.0] * workers, cpu=CpuUse(machine_busy_pct=busy),
+        )  # fmt: skip
 
-
-def test_a_wave_is_dispatched_as_enough_tasks_for_several_workers() -> None:
-    from deployments.execution import WAVE_TASKS_MAX, rollout_tasks_needed
-
-    assert [rollout_tasks_needed(n) for n in (0, 1, 25, 26, 100)] == [1, 1, 1, 2, 4]
-    assert rollout_tasks_needed(923) == WAVE_TASKS_MAX
+    verdicts = _targets([run(1, 20.1, 95), run(2, 21.1, 98)], None, time_scale=0.01)
+    assert verdicts["wall (1,000 hosts, one wave)"] == "met (20.10 s, target < 30 s)"
+    assert verdicts["two workers faster than one"].startswith("MISSED (21.1 s vs 20.1 s); the machine was 98 % busy")
+    verdicts = _targets([run(1, 42.5, 51), run(2, 33.2, 68)], None, time_scale=0.1)
+    assert verdicts["wall (1,000 hosts, one wave)"].startswith("not judged (42.50 s)")
+    assert verdicts["two workers faster than one"] == "met (33.2 s vs 42.5 s)"
