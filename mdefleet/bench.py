@@ -123,7 +123,7 @@ def flush_broker(broker_url: str) -> None:
 
 
 def free_port_range(base_port: int, count: int, *, limit: int = 65000) -> int:
-    """The first ``count`` consecutive free loopback ports from ``base_port`` (they sit in the ephemeral range)."""
+    """The first ``count`` consecutive free loopback ports from ``base_port`` (a client socket may hold one)."""
     import socket
 
     port = base_port
@@ -275,7 +275,7 @@ class SimProcess:
             "--client-key-out", str(self.key_path), "--stats-file", str(self.stats_path), "--credential", CREDENTIAL, "--control-file", str(self.control_path),
             "--processes", str(max(1, processes)),
         ]  # fmt: skip
-        # The ports sit inside Linux's ephemeral range: a client socket anywhere on the machine may hold
+        # If the ports sit inside Linux's ephemeral range, a client socket anywhere on the machine may hold
         # one for a moment. Every phase needs the same ports (the inventory pins them), so wait and retry.
         for attempt in range(SIM_START_ATTEMPTS):
             self.proc = subprocess.Popen(

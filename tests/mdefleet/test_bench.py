@@ -129,3 +129,5 @@ def test_the_verdicts_explain_a_cpu_bound_miss_and_leave_the_wall_unjudged_when_
     verdicts = _targets([run(1, 42.5, 51), run(2, 33.2, 68)], None, time_scale=0.1)
     assert verdicts["wall (1,000 hosts, one wave)"].startswith("not judged (42.50 s)")
     assert verdicts["two workers faster than one"] == "met (33.2 s vs 42.5 s)"
+    verdicts = _targets([run(1, 107.2, 95)], None, time_scale=0.01, fleet=5000)
+    assert verdicts["wall (1,000 hosts, one wave)"] == "not judged (107.20 s for 5,000 hosts)"

@@ -50,7 +50,13 @@ class Command(BaseCommand):
         )
         parser.add_argument("--waves", choices=["one", "four", "both"], default="both", help="Wave plan(s) to run.")
         parser.add_argument("--skip-bare", action="store_true", help="Do not measure the bare asyncssh floor.")
-        parser.add_argument("--base-port", type=int, default=40000, help="Port of simulated host 0 (default 40000).")
+        parser.add_argument(
+            "--base-port",
+            type=int,
+            default=20000,
+            help="Port of simulated host 0 (default 20000: 5,000 hosts end below Linux's ephemeral ports, 32768+, "
+            "which client sockets take at random).",
+        )
         parser.add_argument("--database", default="mdefleet_bench", help="Scratch database (created, then dropped).")
         parser.add_argument("--keep-database", action="store_true", help="Leave the scratch database for a look.")
         parser.add_argument("--json-out", type=Path, help="Results file (default var/bench/<timestamp>.json).")
@@ -246,7 +252,7 @@ class Command(BaseCommand):
             "options": {k: str(v) for k, v in options.items() if k in ("workers", "waves", "skip_bare", "big")},
             "results": [r.as_dict() for r in results],
             "ratios": ratios,
-            "targets": _targets(results, bare, time_scale=options["time_scale"]),
+            "targets": _targets(results, bare, time_scale=options["time_scale"], fleet=hosts),
         }
 
 
@@ -254,7 +260,9 @@ class Command(BaseCommand):
 SATURATED_PCT = 90
 
 
-def _targets(results: list[bench.PhaseResult], bare: bench.PhaseResult | None, *, time_scale: float) -> dict[str, str]:
+def _targets(
+    results: list[bench.PhaseResult], bare: bench.PhaseResult | None, *, time_scale: float, fleet: int = 1000
+) -> dict[str, str]:
     """The issue's targets, judged on this run (they are stated for 1,000 hosts, one wave, on 2 cores,
     with the simulator's default time scale: hosts that answer at once)."""
     one = [r for r in results if r.phase == "rollout one-wave"]
@@ -269,13 +277,15 @@ def _targets(results: list[bench.PhaseResult], bare: bench.PhaseResult | None, *
             f"{'met' if met else 'MISSED'} ({value:.2f}{unit}, target {'<' if below else '≤'} {limit}{unit})"
         )
 
-    if time_scale == DEFAULT_TIME_SCALE:
-        judge("wall (1,000 hosts, one wave)", first.wall_s, 30, " s")
-    else:
+    if time_scale != DEFAULT_TIME_SCALE:
         verdicts["wall (1,000 hosts, one wave)"] = (
             f"not judged ({first.wall_s:.2f} s): hosts take time at --time-scale {time_scale:g}; "
             f"the target is for the default {DEFAULT_TIME_SCALE:g}"
         )
+    elif fleet != 1000:
+        verdicts["wall (1,000 hosts, one wave)"] = f"not judged ({first.wall_s:.2f} s for {fleet:,} hosts)"
+    else:
+        judge("wall (1,000 hosts, one wave)", first.wall_s, 30, " s")
     if bare is not None and bare.wall_s:
         judge("mdefleet / bare", first.wall_s / bare.wall_s, 1.5)
     if first.queries_per_step is not None:
