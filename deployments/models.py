@@ -77,7 +77,9 @@ class Rollout(models.Model):
     )
     schedule_timezone = models.CharField(max_length=64, default="UTC", help_text="IANA zone of windows and dates")
     maintenance_windows = models.JSONField(
-        default=list, blank=True, help_text='Weekly windows: [{"days": ["tue", "thu"], "start": "22:00", "end": "02:00"}]'
+        default=list,
+        blank=True,
+        help_text='Weekly windows: [{"days": ["tue", "thu"], "start": "22:00", "end": "02:00"}]',
     )
     blackout_dates = models.JSONField(default=list, blank=True, help_text='Days with no waves: ["2026-12-24"]')
 

@@ -542,7 +542,7 @@ class RolloutReportCsvView(APIView):
 FIELD_ERRORS = OpenApiResponse(
     OpenApiTypes.OBJECT,
     description="Refused, nothing saved: a problem with every refused value and its path in `errors`, e.g. "
-    "{path: \"selection\", message: \"web-01 is already in rollout 'May patch'\"} or {path: \"wave_plan[2]\", ...}",
+    '{path: "selection", message: "web-01 is already in rollout \'May patch\'"} or {path: "wave_plan[2]", ...}',
 )
 ACTION_RESPONSES = {
     200: RolloutDetailSerializer,
@@ -622,7 +622,9 @@ class RolloutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             return response.status_code, response.data, response.rollout  # type: ignore[attr-defined]
 
         try:
-            outcome = idempotency.rollout_create_idempotent(user=request.user, key=key, data=request.data, create=create)
+            outcome = idempotency.rollout_create_idempotent(
+                user=request.user, key=key, data=request.data, create=create
+            )
         except idempotency.IdempotencyKeyReused as exc:
             raise Conflict(str(exc), problem_type="idempotency-key-reused", title="Idempotency key reused") from None
         headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}

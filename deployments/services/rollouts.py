@@ -337,9 +337,7 @@ def rollout_approve(*, actor: Actor, rollout: Rollout) -> Rollout:
         if rollout.status != RolloutStatus.WAITING_APPROVAL:
             raise ActionRefused("the rollout is not waiting for an approval")
         if settings.MDEFLEET_FOUR_EYES and actor.user is not None and rollout.created_by_id == actor.user.pk:
-            raise FourEyesRefused(
-                "four eyes: you created this rollout, so another approver must approve its waves"
-            )
+            raise FourEyesRefused("four eyes: you created this rollout, so another approver must approve its waves")
         wave = Wave.objects.get(rollout=rollout, index=rollout.current_wave)
         wave.approved_by, wave.approved_at = actor.user, timezone.now()
         wave.save(update_fields=["approved_by", "approved_at"])

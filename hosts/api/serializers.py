@@ -218,7 +218,18 @@ class DiscoverySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Discovery
-        fields = ["id", "kind", "status", "created_by", "created_at", "finished_at", "total", "done", "finished", "counts"]
+        fields = [
+            "id",
+            "kind",
+            "status",
+            "created_by",
+            "created_at",
+            "finished_at",
+            "total",
+            "done",
+            "finished",
+            "counts",
+        ]
         fields += ["url", "page_url"]
         read_only_fields = fields
 

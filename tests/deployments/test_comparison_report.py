@@ -439,10 +439,16 @@ def test_the_report_from_the_summaries_the_compare_step_stored_equals_the_one_fr
         if "snapshot_post" not in pair:
             continue  # stopped before the compare step: the report falls back to the snapshots
         ctx = StepContext(host_label="h", results=pair)
-        outcome = CompareStep().evaluate(ctx, CommandResult(command="", exit_status=0, stdout="", stderr="", duration_ms=0))
+        outcome = CompareStep().evaluate(
+            ctx, CommandResult(command="", exit_status=0, stdout="", stderr="", duration_ms=0)
+        )
         compares.append(
             StepResult(
-                host_run_id=run_id, step="compare", status=outcome.status, parsed=outcome.data, finished_at=timezone.now()
+                host_run_id=run_id,
+                step="compare",
+                status=outcome.status,
+                parsed=outcome.data,
+                finished_at=timezone.now(),
             )
         )
     StepResult.objects.bulk_create(compares)
