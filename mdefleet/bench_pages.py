@@ -189,29 +189,20 @@ def pages_build(*, hosts: int, rollout_hosts: int, seed: int = 7) -> PagesData:
             batch_size=5000,
         )
     chosen = [h.pk for h in clones[:rollout_hosts]]
-    finished = _rollout_clone(
-        name="bench pages: finished",
-        profile=profile,
-        host_ids=chosen,
-        templates=[records[pk] for pk in template_ids if pk in records],
-        rng=rng,
-        finished=True,
-        now=now,
-        models=(Rollout, Wave, HostRun, StepResult, Snapshot),
-        choices=(GateVerdict, HostRunStatus, RolloutStatus, WaveStatus, SnapshotPhase),
-        wave_sizes=wave_sizes,
-    )
-    running = _rollout_clone(
-        name="bench pages: running",
-        profile=profile,
-        host_ids=chosen,
-        templates=[records[pk] for pk in template_ids if pk in records],
-        rng=rng,
-        finished=False,
-        now=now,
-        models=(Rollout, Wave, HostRun, StepResult, Snapshot),
-        choices=(GateVerdict, HostRunStatus, RolloutStatus, WaveStatus, SnapshotPhase),
-        wave_sizes=wave_sizes,
+    finished, running = (
+        _rollout_clone(
+            name=f"bench pages: {'finished' if done else 'running'}",
+            profile=profile,
+            host_ids=chosen,
+            templates=[records[pk] for pk in template_ids if pk in records],
+            rng=rng,
+            finished=done,
+            now=now,
+            models=(Rollout, Wave, HostRun, StepResult, Snapshot),
+            choices=(GateVerdict, HostRunStatus, RolloutStatus, WaveStatus, SnapshotPhase),
+            wave_sizes=wave_sizes,
+        )
+        for done in (True, False)
     )
     return PagesData(
         hosts=Host.objects.count(), finished_rollout_id=finished, running_rollout_id=running, rollout_hosts=len(chosen)
