@@ -199,6 +199,8 @@ MDEFLEET_BASE_URL = env_str("MDEFLEET_BASE_URL", "http://localhost:8000")
 MDEFLEET_WEBHOOK_TIMEOUT = env_int("MDEFLEET_WEBHOOK_TIMEOUT", 5)  # connect and read, seconds
 MDEFLEET_WEBHOOK_BACKOFF_SECONDS = env_int("MDEFLEET_WEBHOOK_BACKOFF_SECONDS", 30)  # then x4 each retry
 MDEFLEET_WEBHOOK_MAX_ATTEMPTS = env_int("MDEFLEET_WEBHOOK_MAX_ATTEMPTS", 8)
+# Delivered and failed deliveries (with their attempt log) are deleted after this many days.
+MDEFLEET_WEBHOOK_RETENTION_DAYS = env_int("MDEFLEET_WEBHOOK_RETENTION_DAYS", 90)
 # Deliveries have their own queue; a worker started without -Q consumes both, `-Q webhooks` only them.
 MDEFLEET_WEBHOOK_QUEUE = env_str("MDEFLEET_WEBHOOK_QUEUE", "webhooks")
 CELERY_TASK_QUEUES = {CELERY_TASK_DEFAULT_QUEUE: {}, MDEFLEET_WEBHOOK_QUEUE: {}}

@@ -24,7 +24,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from hosts import crypto
-from mdefleet.audit import Actor, audit_record
+from mdefleet.audit import SYSTEM, Actor, audit_record
 from mdefleet.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from mdefleet.tasks import enqueue
 from mdefleet.webhooks.choices import EVENT_NAMES, PING, DeliveryStatus
@@ -293,6 +293,27 @@ def webhook_deliveries_tick() -> int:
     for delivery_id in due:
         enqueue(webhook_deliver_task, delivery_id)
     return len(due)
+
+
+def webhook_deliveries_prune(*, now: datetime | None = None) -> int:
+    """Delete delivered and failed deliveries (and their attempts) older than the retention; audited.
+
+    Pending ones stay whatever their age: they are work not done yet.
+    """
+    cutoff = (now or timezone.now()) - timedelta(days=settings.MDEFLEET_WEBHOOK_RETENTION_DAYS)
+    with transaction.atomic():
+        old = WebhookDelivery.objects.filter(
+            status__in=[DeliveryStatus.DELIVERED, DeliveryStatus.FAILED], created_at__lt=cutoff
+        )
+        count = old.count()
+        if count:
+            old.delete()
+            audit_record(
+                actor=SYSTEM,
+                action="webhook.deliveries_pruned",
+                details={"deliveries": count, "before": cutoff.isoformat()},
+            )
+    return count
 
 
 def webhook_redeliver(*, actor: Actor, delivery: WebhookDelivery) -> WebhookDelivery:

@@ -23,3 +23,11 @@ def webhook_deliveries_tick_task() -> int:
     from mdefleet.webhooks.services import webhook_deliveries_tick
 
     return webhook_deliveries_tick()
+
+
+@shared_task(acks_late=True)
+def webhook_deliveries_prune_task() -> int:
+    """Periodic (daily): forget delivered and failed deliveries past MDEFLEET_WEBHOOK_RETENTION_DAYS."""
+    from mdefleet.webhooks.services import webhook_deliveries_prune
+
+    return webhook_deliveries_prune()
