@@ -35,6 +35,7 @@ from deployments.filters import HostRunFilterSet, RolloutFilterSet
 from deployments.forms.rollouts import DEFAULT_PLAN
 from deployments.models import HostRun, Profile, Rollout, StepResult, Wave
 from deployments.services import rollouts as services
+from deployments.services import schedules as schedule_services
 from hosts.api.pagination import StandardPagination
 from hosts.choices import StepStatus
 from mdefleet.audit import Actor
@@ -654,6 +655,30 @@ class RolloutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         response = self._respond(rollout.pk, status.HTTP_201_CREATED)
         response.rollout = rollout  # type: ignore[attr-defined]
         return response
+
+    @extend_schema(
+        summary="Replace the schedule of a draft or scheduled rollout (start time, deadline, windows, blackouts)",
+        description="The whole schedule is replaced: a field left out goes back to its default (no start time, no "
+        "deadline, UTC, no window, no blackout date). Audited with the schedule before and after.",
+        request=ScheduleInputSerializer,
+        responses={
+            200: RolloutDetailSerializer,
+            400: FIELD_ERRORS,
+            409: OpenApiResponse(ConflictSerializer, description="The rollout is past scheduling (started, ended)"),
+        },
+    )
+    @action(detail=True, methods=["put"], url_path="schedule", filter_backends=[], pagination_class=None)
+    def schedule(self, request: Request, pk: str | None = None) -> Response:
+        rollout = self.get_object()
+        form = ScheduleInputSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            schedule_services.rollout_schedule_set(
+                actor=Actor.from_request(request), rollout=rollout, fields=form.validated_data["schedule"]
+            )
+        except schedule_services.ScheduleRefused as exc:
+            raise Conflict(str(exc), problem_type="action-refused", title="Action refused") from None
+        return self._respond(rollout.pk)
 
     @extend_schema(
         summary="The waves a selection and a plan would get, and the hosts left out (nothing is saved)",

@@ -141,6 +141,7 @@ EXPECTED: dict[str, Any] = {
     "deployments-api:rollout-abort": {"POST": OP},
     "deployments-api:rollout-approve": {"POST": AP},
     "deployments-api:rollout-retry-failed": {"POST": OP},
+    "deployments-api:rollout-schedule": {"PUT": OP},
     "deployments-api:rollout-hosts": {"GET": V},
     "deployments-api:rollout-dry-run": {"GET": V},
     "deployments-api:rollout-report": {"GET": V},
