@@ -24,6 +24,8 @@ from mdefleet.roles import VIEWER
 from mdefleet.views import role_required
 
 HOSTS_PAGE_SIZE = 100
+# Regressed hosts listed at the top, with their latest diagnosis (comparison_regressed.html).
+REGRESSED_SHOWN = 20
 GROUP_METRICS = ("cpu_points", "mem_mb", "agent_rss_mb", "disk_mb")
 
 
@@ -112,9 +114,18 @@ def _wave_tables(report: dict[str, Any]) -> list[dict[str, Any]]:
     return tables
 
 
+def _with_cells(hosts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The hosts with their table cells, made only for the hosts a page shows (not all of them)."""
+    for host in hosts:
+        if "cells" not in host:
+            host["cells"] = host_cells(host)
+    return hosts
+
+
 def _context(rollout: Rollout, report: dict[str, Any]) -> dict[str, Any]:
-    for host in report["hosts"]:
-        host["cells"] = host_cells(host)
+    regressed = [h for h in report["hosts"] if h["regressed"]]
+    _with_cells(regressed[:REGRESSED_SHOWN])
+    _with_cells(report["worst_hosts"])
     groups = [
         (
             title,
@@ -128,7 +139,9 @@ def _context(rollout: Rollout, report: dict[str, Any]) -> dict[str, Any]:
         "report": report,
         "summary": report["summary"],
         "waves": report["waves"],
-        "regressed": [h for h in report["hosts"] if h["regressed"]],
+        "regressed": regressed,
+        "regressed_shown": regressed[:REGRESSED_SHOWN],
+        "regressed_more": max(0, len(regressed) - REGRESSED_SHOWN),
         "figures": FIGURES,
         "metric_meta": METRICS,
         "wave_tables": _wave_tables(report),
@@ -144,14 +157,14 @@ def rollout_comparison(request: HttpRequest, pk: int) -> HttpResponse:
     report = rollout_report(rollout)
     context = _context(rollout, report)
     # The latest high-CPU diagnosis of each regressed host shown (one query, hosts/selectors.py).
-    shown = context["regressed"][:20]
+    shown = context["regressed_shown"]
     found = latest_diagnoses(h["host_id"] for h in shown)
     context["diagnosed"] = [(h, found.get(h["host_id"])) for h in shown]
     paginator = Paginator(report["hosts"], HOSTS_PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
     context.update(
         page=page,
-        hosts=list(page.object_list),
+        hosts=_with_cells(list(page.object_list)),
         page_range=paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1),
     )
     return render(request, "deployments/comparison.html", context)
