@@ -2,7 +2,9 @@
 
 Read with a fixed number of queries whatever the number of hosts (the waves, the host runs joined
 with their hosts and tags, the step results that matter); everything else is pure Python over those
-rows, so the page, the printable report, the CSV and the API carry the same numbers.
+rows, so the page, the printable report, the CSV and the API carry the same numbers. Each host's
+figures come from the summary its compare step stored; only a host without one (stopped before
+the compare step, or compared before summaries existed) has its two snapshots read and compared here.
 
 A figure that is missing stays None (shown as "no data"), is counted apart and never becomes 0.
 """
@@ -380,7 +382,7 @@ def _wave_report(
 
 
 def rollout_report(rollout: Rollout) -> dict[str, Any]:
-    """Everything the comparison page, the printable report, the CSV and the API show (four queries)."""
+    """Everything the comparison page, the printable report, the CSV and the API show (five queries)."""
     rules = _rules(rollout)
     thresholds = {m: None if r is None else r.threshold for m, r in rules.items()}
     waves = list(Wave.objects.filter(rollout=rollout).order_by("index"))
