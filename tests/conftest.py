@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.integration.sshd",
     "tests.integration.worker",
     "tests.e2e.browser",
+    "tests.broker",
 ]
 
 

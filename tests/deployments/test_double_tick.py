@@ -15,12 +15,13 @@ from deployments.models import Rollout, Wave
 from deployments.services import rollouts as services
 from mdefleet.audit import SYSTEM
 from mdefleet.models import AuditEvent
+from tests.broker import Broker
 from tests.factories import ProfileFactory, eligible_hosts, fernet_keys  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fernet_keys")]
 
 
-def test_two_concurrent_ticks_start_a_due_scheduled_rollout_once() -> None:
+def test_two_concurrent_ticks_start_a_due_scheduled_rollout_once(broker: Broker) -> None:
     rollout = services.rollout_create(
         actor=SYSTEM,
         name="twice?",
@@ -47,11 +48,7 @@ def test_two_concurrent_ticks_start_a_due_scheduled_rollout_once() -> None:
         finally:
             connections.close_all()  # each thread has its own connection
 
-    with (
-        mock.patch("deployments.tasks.rollout_run_task.delay") as run,
-        mock.patch("deployments.tasks.rollout_advance_task.delay"),
-        mock.patch.object(services, "rollout_advance", advance_together),
-    ):
+    with mock.patch.object(services, "rollout_advance", advance_together):
         threads = [threading.Thread(target=beat) for _ in range(2)]
         for thread in threads:
             thread.start()
@@ -65,7 +62,8 @@ def test_two_concurrent_ticks_start_a_due_scheduled_rollout_once() -> None:
         WaveStatus.PENDING,
     ]
     assert AuditEvent.objects.filter(action="rollout.start", target_id=str(rollout.pk)).count() == 1
-    assert run.call_count == 1  # one dispatch: the second tick found it running and dispatched nothing
+    # One dispatch, really published to Redis: the second tick found it running and dispatched nothing.
+    assert len(broker.sent("deployments.tasks.rollout_run_task")) == 1
 
 
 def test_a_stale_caller_cannot_start_a_wave_that_already_started() -> None:

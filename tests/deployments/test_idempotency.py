@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
-from unittest import mock
 
 import pytest
 from django.utils import timezone
@@ -21,16 +19,9 @@ from tests.problems import assert_problem, errors_by_path
 
 ROLLOUTS = "/api/v1/rollouts/"
 
-pytestmark = [pytest.mark.usefixtures("fernet_keys", "no_tasks")]
-
-
-@pytest.fixture
-def no_tasks() -> Iterator[None]:
-    with (
-        mock.patch("deployments.tasks.rollout_run_task.delay"),
-        mock.patch("deployments.tasks.rollout_advance_task.delay"),
-    ):
-        yield
+# Rollout tasks are enqueued on commit: they go to the real, flushed test Redis db (`broker`), where no
+# worker takes them.
+pytestmark = [pytest.mark.usefixtures("fernet_keys", "broker")]
 
 
 def body(profile: Profile, hosts: list[Host], **override: Any) -> dict[str, Any]:

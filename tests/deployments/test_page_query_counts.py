@@ -7,10 +7,9 @@ page whose queries grow with its rows is the page that gets slow at 10,000 hosts
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
-from unittest import mock
 
 import pytest
 from django.db import connection
@@ -33,20 +32,12 @@ from tests.factories import (
     fernet_keys,  # noqa: F401 (fixture)
 )
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fernet_keys", "no_tasks")]
+# Rollout tasks are enqueued on commit: they go to the real, flushed test Redis db (`broker`), where no
+# worker takes them.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fernet_keys", "broker")]
 
 POLL = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "rollout-poll"}
 STEPS = ("facts", "requirements", "conflicts", "network", "snapshot_pre", "install", "health", "snapshot_post")
-
-
-@pytest.fixture
-def no_tasks() -> Iterator[None]:
-    """Celery tasks leave the process: nothing is enqueued."""
-    with (
-        mock.patch("deployments.tasks.rollout_run_task.delay"),
-        mock.patch("deployments.tasks.rollout_advance_task.delay"),
-    ):
-        yield
 
 
 @pytest.fixture

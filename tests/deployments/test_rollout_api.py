@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
-from unittest import mock
 
 import pytest
 from django.db import connection
@@ -31,17 +29,9 @@ from tests.problems import assert_problem, errors_by_path
 MARKER = "MARKER-onboarding-secret-api-41aa"
 ROLLOUTS = "/api/v1/rollouts/"
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fernet_keys", "no_tasks")]
-
-
-@pytest.fixture
-def no_tasks() -> Iterator[None]:
-    """Celery tasks leave the process: keep them in."""
-    with (
-        mock.patch("deployments.tasks.rollout_run_task.delay"),
-        mock.patch("deployments.tasks.rollout_advance_task.delay"),
-    ):
-        yield
+# Rollout tasks are enqueued on commit: they go to the real, flushed test Redis db (`broker`), where no
+# worker takes them.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fernet_keys", "broker")]
 
 
 @pytest.fixture

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
-from unittest import mock
 
 import pytest
 from django.db import connection
@@ -34,17 +32,9 @@ MARKER = "MARKER-onboarding-secret-7c1d"
 HTMX = {"HTTP_HX_REQUEST": "true"}
 POLL = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "rollout-poll"}
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fernet_keys", "no_tasks")]
-
-
-@pytest.fixture
-def no_tasks() -> Iterator[dict[str, mock.Mock]]:
-    """Celery tasks leave the process: record them instead."""
-    with (
-        mock.patch("deployments.tasks.rollout_run_task.delay") as run,
-        mock.patch("deployments.tasks.rollout_advance_task.delay") as advance,
-    ):
-        yield {"run": run, "advance": advance}
+# Rollout tasks are enqueued on commit: they go to the real, flushed test Redis db (`broker`), where no
+# worker takes them.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fernet_keys", "broker")]
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ cancellation past the start-before deadline. Also the schedule on the pages and 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from unittest import mock
@@ -28,6 +28,7 @@ from deployments.services.rollouts import (
 from deployments.services.schedules import rollout_window_state
 from mdefleet.audit import SYSTEM
 from mdefleet.models import AuditEvent
+from tests.broker import Broker
 from tests.factories import ProfileFactory, eligible_hosts, fernet_keys  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fernet_keys")]
@@ -45,13 +46,9 @@ def berlin(*args: int) -> datetime:
 
 
 @pytest.fixture
-def dispatched() -> Iterator[mock.Mock]:
-    """Wave tasks leave the process: count them instead."""
-    with (
-        mock.patch("deployments.tasks.rollout_run_task.delay") as run,
-        mock.patch("deployments.tasks.rollout_advance_task.delay"),
-    ):
-        yield run
+def dispatched(broker: Broker) -> Callable[[], int]:
+    """How many wave tasks were published so far to the real, flushed test Redis db (no worker takes them)."""
+    return lambda: len(broker.sent("deployments.tasks.rollout_run_task"))
 
 
 @pytest.fixture
@@ -95,7 +92,7 @@ def at(moment: datetime) -> Any:
 
 
 def test_a_scheduled_rollout_waits_for_its_window_runs_inside_it_and_stops_new_hosts_when_it_closes(
-    profile: Profile, dispatched: mock.Mock, tick: Any
+    profile: Profile, dispatched: Callable[[], int], tick: Any
 ) -> None:
     with at(berlin(2026, 11, 30, 12, 0)):  # Monday noon
         rollout = plan(profile)
@@ -105,7 +102,7 @@ def test_a_scheduled_rollout_waits_for_its_window_runs_inside_it_and_stops_new_h
         assert rollout.next_action_at == berlin(2026, 12, 1, 22, 0)
         assert rollout_window_state(rollout)["note"] == "waiting for window (opens Tue 22:00 CET)"
         assert host_runs_claim(rollout_id=rollout.pk, worker="w1", limit=10) == []
-        assert not dispatched.called
+        assert dispatched() == 0
 
     with at(berlin(2026, 12, 1, 21, 59, 50)):  # ten seconds early: the tick leaves it waiting
         tick()
@@ -116,7 +113,7 @@ def test_a_scheduled_rollout_waits_for_its_window_runs_inside_it_and_stops_new_h
         rollout = fresh(rollout)
         assert rollout.status == RolloutStatus.RUNNING
         assert rollout.started_at == berlin(2026, 12, 1, 22, 0, 5)
-        assert dispatched.call_count == 1
+        assert dispatched() == 1
         (canary,) = host_runs_claim(rollout_id=rollout.pk, worker="w1", limit=10)
 
     with at(berlin(2026, 12, 2, 2, 30)):  # the window closed while the canary ran; it finishes
@@ -129,13 +126,13 @@ def test_a_scheduled_rollout_waits_for_its_window_runs_inside_it_and_stops_new_h
         assert Wave.objects.get(rollout=rollout, index=1).status == WaveStatus.PENDING
         assert rollout_window_state(rollout)["note"] == "waiting for window (opens Thu 22:00 CET)"
         tick()
-        assert dispatched.call_count == 1
+        assert dispatched() == 1
 
     with at(berlin(2026, 12, 3, 22, 0, 5)):  # Thursday's window: wave 2 starts by itself
         tick()
         rollout = fresh(rollout)
         assert rollout.status == RolloutStatus.RUNNING and rollout.current_wave == 1
-        assert dispatched.call_count == 2
+        assert dispatched() == 2
 
     with at(berlin(2026, 12, 4, 1, 59)):  # one host starts a minute before the window closes
         (started,) = host_runs_claim(rollout_id=rollout.pk, worker="w1", limit=1)
@@ -150,7 +147,7 @@ def test_a_scheduled_rollout_waits_for_its_window_runs_inside_it_and_stops_new_h
         tick()
         rollout = fresh(rollout)
         assert rollout.status == RolloutStatus.RUNNING
-        assert dispatched.call_count == 2  # nothing dispatched while closed
+        assert dispatched() == 2  # nothing dispatched while closed
         statuses = sorted(rollout.host_runs.values_list("status", flat=True))
         assert statuses == [HostRunStatus.OK, HostRunStatus.OK, HostRunStatus.PENDING]
         state = rollout_window_state(rollout)
@@ -158,7 +155,7 @@ def test_a_scheduled_rollout_waits_for_its_window_runs_inside_it_and_stops_new_h
 
     with at(berlin(2026, 12, 8, 22, 0, 5)):  # next Tuesday: the pending host goes on by itself
         tick()
-        assert dispatched.call_count == 3
+        assert dispatched() == 3
         assert _StatusGate(rollout.pk)._may_start() is True
         (last,) = host_runs_claim(rollout_id=rollout.pk, worker="w1", limit=10)
         finish(last)
@@ -167,7 +164,7 @@ def test_a_scheduled_rollout_waits_for_its_window_runs_inside_it_and_stops_new_h
 
 
 def test_a_scheduled_rollout_is_cancelled_past_its_start_before_deadline(
-    profile: Profile, dispatched: mock.Mock, tick: Any
+    profile: Profile, dispatched: Callable[[], int], tick: Any
 ) -> None:
     with at(berlin(2026, 11, 30, 12, 0)):
         rollout = plan(profile, start_before=berlin(2026, 12, 1, 20, 0))  # before Tuesday's window opens
@@ -179,13 +176,15 @@ def test_a_scheduled_rollout_is_cancelled_past_its_start_before_deadline(
     assert rollout.status == RolloutStatus.ABORTED
     assert rollout.halt_reason.startswith("Cancelled: could not start before its deadline Tue 2026-12-01 20:00 CET")
     assert set(rollout.host_runs.values_list("status", flat=True)) == {HostRunStatus.CANCELLED}
-    assert not dispatched.called
+    assert dispatched() == 0
     event = AuditEvent.objects.get(action="rollout.schedule_expired")
     assert event.details["cancelled"] == 3
     emit.assert_called_once_with("rollout.aborted", mock.ANY, reason="start_before_passed")
 
 
-def test_start_at_holds_a_rollout_back_even_inside_a_window(profile: Profile, dispatched: mock.Mock, tick: Any) -> None:
+def test_start_at_holds_a_rollout_back_even_inside_a_window(
+    profile: Profile, dispatched: Callable[[], int], tick: Any
+) -> None:
     with at(berlin(2026, 12, 1, 22, 30)):
         rollout = plan(profile, start_at=berlin(2026, 12, 3, 23, 0))
         rollout_start(actor=SYSTEM, rollout=rollout)
@@ -198,7 +197,7 @@ def test_start_at_holds_a_rollout_back_even_inside_a_window(profile: Profile, di
 
 
 def test_starting_inside_the_window_runs_at_once_and_past_the_deadline_is_refused(
-    profile: Profile, dispatched: mock.Mock, tick: Any
+    profile: Profile, dispatched: Callable[[], int], tick: Any
 ) -> None:
     with at(berlin(2026, 12, 1, 22, 30)):
         rollout = plan(profile)

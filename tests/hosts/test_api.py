@@ -7,7 +7,6 @@ import re
 import urllib.error
 import urllib.request
 from typing import Any
-from unittest import mock
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -30,7 +29,8 @@ from tests.factories import (
 )
 from tests.problems import errors_by_path
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fernet_keys")]
+# Discoveries enqueue a Celery task on commit: it goes to the real, flushed test Redis db (`broker`).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fernet_keys", "broker")]
 
 HOSTS = "/api/v1/hosts/"
 
@@ -48,13 +48,6 @@ def operator(api_client_for: Any) -> APIClient:
 @pytest.fixture
 def viewer(api_client_for: Any) -> APIClient:
     return api_client_for("viewer")
-
-
-@pytest.fixture(autouse=True)
-def no_celery() -> Any:
-    """Discoveries enqueue a Celery task on commit; that message would leave the process."""
-    with mock.patch("hosts.tasks.discovery_run_task.delay") as delay:
-        yield delay
 
 
 # --- authentication and roles -------------------------------------------------------------

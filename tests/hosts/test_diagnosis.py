@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from unittest import mock
 
 import pytest
 
@@ -23,6 +22,9 @@ from mdefleet.audit import SYSTEM
 from tests.factories import HostCheckFactory, fernet_keys  # noqa: F401
 from tests.fixtures_sim import sim_run
 from tests.hosts.test_snapshot_jobs import onboard, sim_host
+
+# Diagnoses are enqueued on commit: the messages go to the real, flushed test Redis db.
+pytestmark = pytest.mark.usefixtures("broker")
 
 ATTENTION = "ATTENTION: No license found. Contact your administrator for help.\n"
 # PERF's documented `--sort --top 4` output (linux-support-perf.md).
@@ -45,8 +47,7 @@ Status: Active
 
 
 def diagnose(host: Host) -> HostCheck:
-    with mock.patch("hosts.tasks.discovery_run_task.delay"):
-        job = host_job_start(actor=SYSTEM, hosts=[host], kind=JobKind.DIAGNOSE)
+    job = host_job_start(actor=SYSTEM, hosts=[host], kind=JobKind.DIAGNOSE)
     discovery_execute(discovery_id=job.pk, worker="test")
     return HostCheck.objects.get(host=host, step="diagnose", run__discovery=job)
 

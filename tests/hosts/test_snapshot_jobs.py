@@ -1,7 +1,7 @@
 """Ad-hoc and periodic snapshots, several CPU samples per snapshot, and the fleet health refresh.
 
-Jobs run through the product's host-job runner over real SSH against the simulated fleet; only the
-broker message (``delay``) is patched, since it leaves the process.
+Jobs run through the product's host-job runner over real SSH against the simulated fleet; their
+Celery messages really go to the test Redis db (the ``broker`` fixture), where no worker takes them.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import time
 from importlib import import_module
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
 from django.apps import apps as django_apps
@@ -30,7 +29,7 @@ from mdefleet.audit import SYSTEM
 from mdefleet.models import AuditEvent
 from tests.fixtures_sim import sim_run
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("broker")]
 
 ONBOARD = (Path(__file__).resolve().parents[2] / "deployments" / "samples" / "mdatp_onboard.json").read_text()
 
@@ -61,12 +60,6 @@ def run(job: Discovery) -> Discovery:
     discovery_execute(discovery_id=job.pk, worker="test")
     job.refresh_from_db()
     return job
-
-
-@pytest.fixture(autouse=True)
-def _no_broker() -> Any:
-    with mock.patch("hosts.tasks.discovery_run_task.delay") as delay:
-        yield delay
 
 
 # --- the sampling plan ---------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
-from unittest import mock
 
 import pytest
 from django.db import connection
@@ -17,6 +16,7 @@ from hosts.models import Credential, Discovery, DiscoveryHost, Host
 from hosts.services import discovery_start
 from mdefleet.audit import Actor
 from mdefleet.models import AuditEvent
+from tests.broker import Broker
 from tests.factories import (
     CredentialFactory,
     HostCheckFactory,
@@ -30,6 +30,7 @@ from tests.factories import (
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fernet_keys")]
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
+DISCOVERY_RUN = "hosts.tasks.discovery_run_task"
 
 
 def htmx(target: str) -> dict[str, str]:
@@ -42,9 +43,9 @@ def host(db: Any) -> Host:
 
 
 @pytest.fixture
-def discovery(host: Host) -> Discovery:
-    with mock.patch("hosts.tasks.discovery_run_task.delay"):
-        return discovery_start(actor=Actor(label="test"), hosts=[host])
+def discovery(host: Host, broker: Broker) -> Discovery:
+    """Enqueued on commit (never, inside the test's transaction); a message would go to the flushed test Redis."""
+    return discovery_start(actor=Actor(label="test"), hosts=[host])
 
 
 def finish(discovery: Discovery, status: str = RunStatus.OK) -> None:
@@ -180,33 +181,31 @@ def test_the_fleet_page_uses_the_same_number_of_queries_for_1_and_30_hosts(viewe
 # --- discover -----------------------------------------------------------------------------
 
 
-def test_an_operator_discovers_the_ticked_hosts(operator_client: Any, host: Host) -> None:
+def test_an_operator_discovers_the_ticked_hosts(operator_client: Any, host: Host, broker: Broker) -> None:
     other, _skipped = HostFactory(), HostFactory()
-    with mock.patch("hosts.tasks.discovery_run_task.delay") as delay:
-        with pytest.MonkeyPatch.context():
-            response = operator_client.post("/discover/", {"ids": [host.pk, other.pk]})
+    with pytest.MonkeyPatch.context():
+        response = operator_client.post("/discover/", {"ids": [host.pk, other.pk]})
     discovery = Discovery.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/discoveries/{discovery.pk}/"
     assert set(discovery.host_runs.values_list("host_id", flat=True)) == {host.pk, other.pk}
     assert discovery.created_by.username == "operator-user"
     assert AuditEvent.objects.filter(action="discovery.start", target_id=str(discovery.pk)).exists()
     # The task is enqueued only once the transaction commits (never inside the test's transaction).
-    delay.assert_not_called()
+    assert broker.sent(DISCOVERY_RUN) == []
 
 
 def test_the_discovery_task_is_enqueued_on_commit(
-    operator_client: Any, host: Host, django_capture_on_commit_callbacks: Any
+    operator_client: Any, host: Host, django_capture_on_commit_callbacks: Any, broker: Broker
 ) -> None:
-    with mock.patch("hosts.tasks.discovery_run_task.delay") as delay:
-        with django_capture_on_commit_callbacks(execute=True):
-            operator_client.post("/discover/", {"ids": [host.pk]})
-    delay.assert_called_once_with(Discovery.objects.get().pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        operator_client.post("/discover/", {"ids": [host.pk]})
+    assert broker.sent(DISCOVERY_RUN) == [(Discovery.objects.get().pk,)]
 
 
+@pytest.mark.usefixtures("broker")
 def test_an_operator_discovers_every_host_matching_the_filter(operator_client: Any, host: Host) -> None:
     HostFactory.create_batch(3, tags=["db"])
-    with mock.patch("hosts.tasks.discovery_run_task.delay"):
-        operator_client.post("/discover/", {"all_matching": "1", "tag": "db", "ids": [host.pk]})
+    operator_client.post("/discover/", {"all_matching": "1", "tag": "db", "ids": [host.pk]})
     runs = DiscoveryHost.objects.filter(discovery=Discovery.objects.get())
     assert runs.count() == 3 and not runs.filter(host=host).exists()
 
@@ -224,9 +223,9 @@ def test_a_viewer_cannot_start_a_discovery(viewer_client: Any, host: Host) -> No
     assert not Discovery.objects.exists()
 
 
+@pytest.mark.usefixtures("broker")
 def test_discover_over_htmx_answers_the_polling_progress_fragment(operator_client: Any, host: Host) -> None:
-    with mock.patch("hosts.tasks.discovery_run_task.delay"):
-        response = operator_client.post("/discover/", {"ids": [host.pk]}, **htmx("discovery-panel"))
+    response = operator_client.post("/discover/", {"ids": [host.pk]}, **htmx("discovery-panel"))
     html = response.content.decode()
     discovery = Discovery.objects.get()
     assert response.status_code == 200 and "<html" not in html

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
-from unittest import mock
 
 import pytest
 from django.contrib.auth.models import User
@@ -17,17 +15,9 @@ from mdefleet.audit import Actor
 from mdefleet.models import AuditEvent
 from tests.factories import ProfileFactory, eligible_hosts, fernet_keys  # noqa: F401 (fixture)
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fernet_keys", "no_tasks")]
-
-
-@pytest.fixture
-def no_tasks() -> Iterator[None]:
-    """Celery tasks leave the process: keep them in."""
-    with (
-        mock.patch("deployments.tasks.rollout_run_task.delay"),
-        mock.patch("deployments.tasks.rollout_advance_task.delay"),
-    ):
-        yield
+# Rollout tasks are enqueued on commit: they go to the real, flushed test Redis db (`broker`), where no
+# worker takes them.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fernet_keys", "broker")]
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
-from unittest import mock
 
 import pytest
 from django.contrib.auth.models import User
@@ -383,13 +382,6 @@ def _cases() -> list[Any]:
     return cases
 
 
-@pytest.fixture
-def no_tasks() -> Any:
-    """Nothing leaves the process: tasks are enqueued on commit, and the test's transaction never commits."""
-    with mock.patch("mdefleet.tasks.enqueue"):
-        yield
-
-
 @pytest.mark.django_db
 def test_every_url_has_a_role_expectation() -> None:
     missing = sorted({r.name for r in app_routes() if r.name not in EXPECTED})
@@ -407,7 +399,7 @@ def test_no_expectation_is_left_for_a_url_that_is_gone() -> None:
 
 
 @pytest.mark.django_db
-@pytest.mark.usefixtures("fernet_keys", "no_tasks")
+@pytest.mark.usefixtures("fernet_keys", "broker")  # enqueued on commit (never here), else to the test Redis
 @pytest.mark.parametrize("route", _cases())
 def test_each_role_gets_what_the_table_says(route: Route, users: dict[str, User]) -> None:
     world = World(users)

@@ -23,23 +23,15 @@ from mdefleet.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from mdefleet.webhooks import services
 from mdefleet.webhooks.events import emit
 from mdefleet.webhooks.signing import signature_header, verify_signature
+from tests.broker import Broker
 from tests.factories import ProfileFactory, eligible_hosts, fernet_keys  # noqa: F401 (fixture)
 from tests.mdefleet.webhooks_receiver import Receiver, dead_url, receiving
 
 SECRET = "whsec_test-secret-for-signing-0123"
+DELIVER = "mdefleet.webhooks.tasks.webhook_deliver_task"
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fernet_keys", "no_broker")]
-
-
-@pytest.fixture
-def no_broker() -> Iterator[mock.MagicMock]:
-    """Celery messages leave the process: keep them in, and let tests see what was enqueued."""
-    with (
-        mock.patch("deployments.tasks.rollout_run_task.delay"),
-        mock.patch("deployments.tasks.rollout_advance_task.delay"),
-        mock.patch("mdefleet.webhooks.tasks.webhook_deliver_task.delay") as deliver,
-    ):
-        yield deliver
+# Celery messages go to the real, flushed test Redis db (`broker`), where no worker takes them.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fernet_keys", "broker")]
 
 
 @pytest.fixture
@@ -142,7 +134,7 @@ def test_bad_input_is_refused_by_field_and_nothing_is_saved(field: str, changes:
 
 
 def test_an_event_becomes_one_delivery_per_active_subscriber_after_commit(
-    django_capture_on_commit_callbacks: Any, no_broker: mock.MagicMock, settings: Any
+    django_capture_on_commit_callbacks: Any, broker: Broker, settings: Any
 ) -> None:
     settings.MDEFLEET_BASE_URL = "https://mdefleet.example.com/"
     wanted = subscribe("https://a.example.com/h", ["rollout.created", "rollout.completed"], name="a")
@@ -169,7 +161,7 @@ def test_an_event_becomes_one_delivery_per_active_subscriber_after_commit(
         "api_report_url": f"https://mdefleet.example.com/api/v1/rollouts/{rollout.pk}/report/",
     }
     assert SECRET not in json.dumps(payload)
-    no_broker.assert_called_once_with(deliveries[0].pk)
+    assert broker.sent(DELIVER) == [(deliveries[0].pk,)]
 
 
 def test_the_state_machine_emits_started_wave_paused_and_aborted(django_capture_on_commit_callbacks: Any) -> None:
@@ -317,7 +309,7 @@ def test_a_delivery_being_sent_is_not_claimed_twice() -> None:
     assert services.webhook_deliveries_tick() == 0  # leased: the sweep leaves it alone
 
 
-def test_the_sweep_re_dispatches_due_deliveries_only(no_broker: mock.MagicMock) -> None:
+def test_the_sweep_re_dispatches_due_deliveries_only(broker: Broker) -> None:
     subscription = subscribe("https://a.example.com/h", ["rollout.completed"])
     due = make_delivery(subscription)
     later = make_delivery(subscription)
@@ -325,17 +317,17 @@ def test_the_sweep_re_dispatches_due_deliveries_only(no_broker: mock.MagicMock) 
     done = make_delivery(subscription)
     WebhookDelivery.objects.filter(pk=done.pk).update(status="delivered")
     assert services.webhook_deliveries_tick() == 1
-    no_broker.assert_called_once_with(due.pk)
+    assert broker.sent(DELIVER) == [(due.pk,)]
 
 
 def test_redeliver_sends_a_delivered_event_again_as_a_manual_attempt(
-    receiver: Receiver, django_capture_on_commit_callbacks: Any, no_broker: mock.MagicMock
+    receiver: Receiver, django_capture_on_commit_callbacks: Any, broker: Broker
 ) -> None:
     delivery = make_delivery(subscribe(receiver.url, ["rollout.completed"]))
     services.webhook_delivery_attempt(delivery_id=delivery.pk)
     with django_capture_on_commit_callbacks(execute=True):
         services.webhook_redeliver(actor=SYSTEM, delivery=delivery)
-    no_broker.assert_called_with(delivery.pk)
+    assert broker.sent(DELIVER)[-1:] == [(delivery.pk,)]
     assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == "delivered"
     attempts = list(WebhookAttempt.objects.filter(delivery=delivery).order_by("id").values_list("manual", flat=True))
     assert attempts == [False, True]

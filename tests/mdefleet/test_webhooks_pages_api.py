@@ -3,9 +3,7 @@ deliveries with their attempts, redeliver and ping; query counts of the lists.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
-from unittest import mock
 
 import pytest
 from django.contrib.auth.models import User
@@ -15,19 +13,16 @@ from django.urls import reverse
 from mdefleet.audit import SYSTEM
 from mdefleet.models import AuditEvent, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from mdefleet.webhooks import services
+from tests.broker import Broker
 from tests.factories import fernet_keys  # noqa: F401 (fixture)
 from tests.problems import assert_problem, errors_by_path
 
 TYPED_SECRET = "typed-secret-MARKER-7f3a9c"
 API = "/api/v1/webhooks/"
+DELIVER = "mdefleet.webhooks.tasks.webhook_deliver_task"
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fernet_keys", "no_broker")]
-
-
-@pytest.fixture
-def no_broker() -> Iterator[mock.MagicMock]:
-    with mock.patch("mdefleet.webhooks.tasks.webhook_deliver_task.delay") as deliver:
-        yield deliver
+# Sends are enqueued on commit: they go to the real, flushed test Redis db, where no worker takes them.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fernet_keys", "broker")]
 
 
 def subscription(name: str = "itsm", **kw: Any) -> WebhookSubscription:
@@ -138,7 +133,7 @@ def test_the_page_lists_deliveries_with_their_attempts(client: Client, users: di
 
 
 def test_redeliver_and_ping_from_the_page_queue_a_send_and_are_audited(
-    client: Client, users: dict[str, User], no_broker: mock.MagicMock, django_capture_on_commit_callbacks: Any
+    client: Client, users: dict[str, User], broker: Broker, django_capture_on_commit_callbacks: Any
 ) -> None:
     sub = subscription()
     delivery = delivered(sub)
@@ -150,7 +145,7 @@ def test_redeliver_and_ping_from_the_page_queue_a_send_and_are_audited(
     delivery.refresh_from_db()
     assert delivery.status == "pending" and delivery.redeliver_requested
     ping = WebhookDelivery.objects.get(event="ping")
-    assert [c.args[0] for c in no_broker.call_args_list] == [delivery.pk, ping.pk]
+    assert broker.sent(DELIVER) == [(delivery.pk,), (ping.pk,)]
     assert {"webhook.redeliver", "webhook.ping"} <= set(AuditEvent.objects.values_list("action", flat=True))
 
 
@@ -256,7 +251,7 @@ def test_a_duplicate_name_is_a_field_error(api_client_for: Any) -> None:
     assert "name" in errors_by_path(reply.json())
 
 
-def test_the_api_lists_deliveries_with_attempts_and_redelivers(api_client_for: Any, no_broker: mock.MagicMock) -> None:
+def test_the_api_lists_deliveries_with_attempts_and_redelivers(api_client_for: Any) -> None:
     sub = subscription()
     delivery = delivered(sub)
     api = api_client_for("admin")
