@@ -39,6 +39,11 @@ def browser_page() -> Iterator[Any]:
         finally:
             context.close()
             browser.close()
+            # With Playwright's event loop running, Django keeps the test's ORM connection per async
+            # context: close it here, or it outlives the test and blocks dropping the test database.
+            from django.db import connections
+
+            connections.close_all()
 
 
 def login(page: Any, base_url: str, username: str, password: str) -> None:
