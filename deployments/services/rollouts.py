@@ -304,6 +304,7 @@ def rollout_resume(*, actor: Actor, rollout: Rollout) -> Rollout:
         rollout.save()
         _dispatch_wave(rollout)
         audit_record(actor=actor, action="rollout.resume", target=rollout)
+        emit("rollout.resumed", rollout)
     transaction.on_commit(lambda: _enqueue_advance(rollout.pk))
     return rollout
 
@@ -344,6 +345,7 @@ def rollout_approve(*, actor: Actor, rollout: Rollout) -> Rollout:
         audit_record(actor=actor, action="rollout.approve", target=rollout, details={"wave": wave.index + 1})
         _promote(rollout, timezone.now())
         rollout.save()
+        emit("wave.approved", rollout, wave=wave, approved_by=actor.label)
     return rollout
 
 
@@ -369,6 +371,7 @@ def rollout_retry_failed(*, actor: Actor, rollout: Rollout) -> Rollout:
         rollout.save()
         _dispatch_wave(rollout)
         audit_record(actor=actor, action="rollout.retry_failed", target=rollout, details={"hosts": retried})
+        emit("rollout.retried", rollout, hosts_retried=retried)
     return rollout
 
 

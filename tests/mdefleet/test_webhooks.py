@@ -14,9 +14,17 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from deployments.choices import HostRunStatus
+from deployments.choices import HostRunStatus, RolloutStatus
 from deployments.models import HostRun, Rollout
-from deployments.services.rollouts import rollout_abort, rollout_create, rollout_pause, rollout_start
+from deployments.services.rollouts import (
+    rollout_abort,
+    rollout_approve,
+    rollout_create,
+    rollout_pause,
+    rollout_resume,
+    rollout_retry_failed,
+    rollout_start,
+)
 from hosts import crypto
 from mdefleet.audit import SYSTEM
 from mdefleet.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
@@ -175,6 +183,31 @@ def test_the_state_machine_emits_started_wave_paused_and_aborted(django_capture_
     assert [e for e, _ in events] == ["wave.started", "rollout.started", "rollout.paused", "rollout.aborted"]
     assert events[0][1]["wave"]["number"] == 1 and events[0][1]["wave"]["status"] == "running"
     assert [p["rollout"]["status"] for _, p in events] == ["running", "running", "paused", "aborted"]
+
+
+def test_resume_retry_and_approve_are_announced_with_who_and_how_many(
+    django_capture_on_commit_callbacks: Any, settings: Any
+) -> None:
+    settings.MDEFLEET_FOUR_EYES = False
+    subscribe("https://a.example.com/h", ["rollout.resumed", "rollout.retried", "wave.approved"])
+    rollout = plan()
+    with django_capture_on_commit_callbacks(execute=True):
+        rollout_start(actor=SYSTEM, rollout=rollout)
+        rollout_pause(actor=SYSTEM, rollout=rollout)
+        rollout_resume(actor=SYSTEM, rollout=rollout)
+        first = HostRun.objects.filter(rollout=rollout, wave__index=0)
+        first.update(status=HostRunStatus.FAILED, reason="disk full")
+        rollout_retry_failed(actor=SYSTEM, rollout=rollout)
+        Rollout.objects.filter(pk=rollout.pk).update(status=RolloutStatus.WAITING_APPROVAL)
+        first.update(status=HostRunStatus.OK, reason="")
+        rollout_approve(actor=SYSTEM, rollout=Rollout.objects.get(pk=rollout.pk))
+    events = list(WebhookDelivery.objects.order_by("id").values_list("event", "payload"))
+    assert [e for e, _ in events] == ["rollout.resumed", "rollout.retried", "wave.approved"]
+    resumed, retried, approved = (p for _, p in events)
+    assert resumed["rollout"]["status"] == "running"
+    assert retried["hosts_retried"] == 1
+    assert approved["wave"]["number"] == 1 and approved["approved_by"] == "system"
+    assert approved["rollout"]["status"] != "waiting_approval"  # taken after the promotion
 
 
 def test_failed_hosts_of_one_result_batch_make_one_host_failed_event(django_capture_on_commit_callbacks: Any) -> None:
