@@ -448,6 +448,33 @@ def rollout_report(rollout: Rollout) -> dict[str, Any]:
     }
 
 
+# --- the host table's filter ----------------------------------------------------------------------
+
+# Which hosts the comparison page's table shows, besides all of them.
+HOST_VIEWS: dict[str, str] = {
+    "regressed": "Regressed",
+    "failed": "Failed",
+    "nodata": "No pre/post data",
+}
+
+
+def hosts_matching(
+    hosts: list[dict[str, Any]], *, name: str = "", wave: int | None = None, show: str = ""
+) -> list[dict[str, Any]]:
+    """The report's hosts whose name contains ``name`` (any case), in wave ``wave``, in view ``show``."""
+    needle = name.casefold()
+    keep = {
+        "regressed": lambda h: h["regressed"],
+        "failed": lambda h: h["status"] == HostRunStatus.FAILED,
+        "nodata": lambda h: not h["has_data"],
+    }.get(show, lambda h: True)
+    return [
+        h
+        for h in hosts
+        if (not needle or needle in h["name"].casefold()) and (wave is None or h["wave"] == wave) and keep(h)
+    ]
+
+
 # --- flat rows: the CSV and the API's per-host list ----------------------------------------------
 
 CSV_COLUMNS: tuple[str, ...] = (

@@ -16,8 +16,9 @@ from django.views.decorators.http import require_GET
 
 from deployments import charts
 from deployments.comparison import METRICS
+from deployments.forms.comparison import ComparisonHostsFilter
 from deployments.models import Rollout
-from deployments.report import FIGURES, csv_rows, host_comparison, rollout_report
+from deployments.report import FIGURES, csv_rows, host_comparison, hosts_matching, rollout_report
 from deployments.views.rollouts import _rollout_or_404
 from hosts.selectors import latest_diagnoses
 from mdefleet.roles import VIEWER
@@ -160,9 +161,13 @@ def rollout_comparison(request: HttpRequest, pk: int) -> HttpResponse:
     shown = context["regressed_shown"]
     found = latest_diagnoses(h["host_id"] for h in shown)
     context["diagnosed"] = [(h, found.get(h["host_id"])) for h in shown]
-    paginator = Paginator(report["hosts"], HOSTS_PAGE_SIZE)
+    host_filter = ComparisonHostsFilter(request.GET)
+    matching = hosts_matching(report["hosts"], **host_filter.filters())
+    paginator = Paginator(matching, HOSTS_PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
     context.update(
+        host_filter=host_filter,
+        filtered=len(matching) != len(report["hosts"]),
         page=page,
         hosts=_with_cells(list(page.object_list)),
         page_range=paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1),

@@ -459,3 +459,36 @@ def test_the_report_from_the_summaries_the_compare_step_stored_equals_the_one_fr
     assert from_summaries["hosts"] == from_snapshots["hosts"]
     assert from_summaries["distributions"] == from_snapshots["distributions"]
     assert from_summaries["summary"] == from_snapshots["summary"]
+
+
+def test_the_host_table_filters_by_name_wave_and_kind_and_keeps_the_filter_across_pages(viewer_client: Any) -> None:
+    built = build(130)
+    url = page_url("rollout-comparison", built.rollout)
+
+    def rows(query: dict[str, Any]) -> list[str]:
+        page = viewer_client.get(url, query)
+        assert page.status_code == 200
+        table = page.content.decode().split('id="hosts-table"', 1)[1].split("</table>", 1)[0]
+        return re.findall(r'<td class="nowrap"><a href="[^"]+">([^<]+)</a>', table)
+
+    names = sorted(built.cpu)
+    assert rows({"q": names[7].upper()}) == [names[7]]  # any case, part of the name
+    assert rows({"wave": 1}) == [names[0]]  # the canary
+    assert sorted(rows({"show": "failed"})) == sorted(built.failed)
+    no_data = [n for n, v in built.cpu.items() if v is None and n not in built.failed]
+    assert sorted(rows({"show": "nodata"})) == sorted(no_data + built.failed)
+    # 130 hosts: a second page, and its link keeps the filter.
+    page = viewer_client.get(url, {"wave": 2}).content.decode()
+    assert "129 of 130 match the filter" in page
+    assert 'href="?wave=2&amp;page=2#hosts"' in page
+    assert len(rows({"wave": 2, "page": 2})) == 29
+
+
+def test_a_bad_filter_value_says_so_and_is_left_out(viewer_client: Any) -> None:
+    built = build(12)
+    page = viewer_client.get(page_url("rollout-comparison", built.rollout), {"wave": "first", "show": "everything"})
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "Wave: Enter a whole number." in text and "Show: Select a valid choice." in text
+    assert "(left out of the filter)" in text
+    assert text.count("data-run=") == 12
