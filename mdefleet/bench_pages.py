@@ -228,12 +228,17 @@ def _rollout_clone(
     """
     from django.db import transaction
 
-    from deployments.comparison import host_deltas, host_summary
+    from deployments.execution import ProfileContext
+    from deployments.steps.base import StepContext
+    from deployments.steps.compare import CompareStep
+    from hosts.ssh import CommandResult
     from mdefleet.bench import bench_gates
 
     Rollout, Wave, HostRun, StepResult, Snapshot = models
     GateVerdict, HostRunStatus, RolloutStatus, WaveStatus, SnapshotPhase = choices
     sizes = wave_sizes(WAVE_PLAN, len(host_ids))
+    compare = CompareStep()
+    no_command = CommandResult(command="", exit_status=0, stdout="", stderr="", duration_ms=0)
     with transaction.atomic():
         rollout = Rollout.objects.create(
             name=name,
@@ -294,6 +299,7 @@ def _rollout_clone(
                 )
             position += size
         HostRun.objects.bulk_create(runs, batch_size=2000)
+        profile_ctx = ProfileContext.build(profile, rollout)
         results: list[Any] = []
         snapshots: list[Any] = []
         for i, run in enumerate(runs):
@@ -315,14 +321,11 @@ def _rollout_clone(
                                 **Snapshot.fields_from(fields["parsed"]),
                             )
                         )
-                if record.step == "compare" and isinstance(record.parsed, dict):
-                    # What the compare step would have stored for the varied snapshots.
-                    pre, post = varied.get("snapshot_pre"), varied.get("snapshot_post")
-                    fields["parsed"] = {
-                        **record.parsed,
-                        "deltas": host_deltas(pre, post),
-                        "summary": host_summary(pre, post),
-                    }
+                if record.step == "compare":
+                    # What the compare step stores for the varied snapshots: its verdict, words and data.
+                    context = StepContext(host_label="clone", results=varied, profile=profile_ctx)
+                    outcome = compare.evaluate(context, no_command)
+                    fields.update(status=outcome.status, reason=outcome.reason[:500], parsed=outcome.data)
                 if run.status == HostRunStatus.FAILED and record.step == "install":
                     fields.update(status="failed", reason="dnf could not reach packages.microsoft.com")
                     results.append(StepResult(host_run=run, attempt=1, **fields))
