@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from deployments import schedules
+from deployments.services.schedules import schedule_fields_clean
 
 
 class WindowSerializer(serializers.Serializer):
@@ -51,12 +52,14 @@ class ScheduleInputSerializer(serializers.Serializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs = super().validate(attrs)
         try:
-            _, stored = schedules.schedule_clean(
-                timezone_name=attrs.get("schedule_timezone") or "UTC",
-                windows=[dict(w) for w in attrs.get("maintenance_windows") or []],
-                blackout_dates=[d.isoformat() for d in attrs.get("blackout_dates") or []],
-                start_at=attrs.get("start_at"),
-                start_before=attrs.get("start_before"),
+            stored = schedule_fields_clean(
+                {
+                    "schedule_timezone": attrs.get("schedule_timezone"),
+                    "maintenance_windows": [dict(w) for w in attrs.get("maintenance_windows") or []],
+                    "blackout_dates": [d.isoformat() for d in attrs.get("blackout_dates") or []],
+                    "start_at": attrs.get("start_at"),
+                    "start_before": attrs.get("start_before"),
+                }
             )
         except schedules.ScheduleError as exc:
             raise serializers.ValidationError(exc.errors) from None

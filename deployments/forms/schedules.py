@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from django import forms
 
 from deployments import schedules
+from deployments.services.schedules import schedule_fields_clean
 
 # Where ScheduleError keys are shown on the form.
 SCHEDULE_ERROR_FIELDS = {
@@ -114,13 +115,7 @@ class ScheduleForm(forms.Form):
         if any(name in self.errors for name in SCHEDULE_ERROR_FIELDS.values()):
             return data
         try:
-            _, stored = schedules.schedule_clean(
-                timezone_name=fields["schedule_timezone"],
-                windows=fields["maintenance_windows"],
-                blackout_dates=fields["blackout_dates"],
-                start_at=fields["start_at"],
-                start_before=fields["start_before"],
-            )
+            stored = schedule_fields_clean(fields)
         except schedules.ScheduleError as exc:
             self.add_schedule_errors(exc.errors)
             return data
