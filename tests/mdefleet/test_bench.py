@@ -7,26 +7,34 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.mark.skipif(
+needs_services = pytest.mark.skipif(
     not os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="the bench needs PostgreSQL and Redis"
 )
-def test_the_bench_runs_a_rollout_on_five_hosts_and_writes_its_figures(tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
+
+
+def run_bench(out: Path, *args: str, timeout: float) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """``manage.py bench ARGS --json-out OUT``: what it printed, and the JSON it wrote."""
     done = subprocess.run(
-        [sys.executable, "manage.py", "bench", "--hosts", "5", "--waves", "one", "--skip-bare",
-         "--database", "mdefleet_bench_pytest", "--base-port", "40900", "--json-out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [sys.executable, "manage.py", "bench", *args, "--json-out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    report = json.loads(out.read_text())
+    return done, json.loads(out.read_text())
+
+
+@needs_services
+def test_the_bench_runs_a_rollout_on_five_hosts_and_writes_its_figures(tmp_path: Path) -> None:
+    done, report = run_bench(
+        tmp_path / "bench.json", "--hosts", "5", "--waves", "one", "--skip-bare",
+        "--database", "mdefleet_bench_pytest", "--base-port", "40900", timeout=120,
+    )  # fmt: skip
     [rollout] = report["results"]
     assert rollout["phase"] == "rollout one-wave" and rollout["status"] == "completed"
     assert rollout["hosts_failed"] == 0 and rollout["hosts_ok"] == rollout["hosts"] > 0
@@ -39,18 +47,12 @@ def test_the_bench_runs_a_rollout_on_five_hosts_and_writes_its_figures(tmp_path:
     assert "rollout one-wave" in done.stdout
 
 
-@pytest.mark.skipif(
-    not os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="the bench needs PostgreSQL and Redis"
-)
+@needs_services
 def test_the_page_bench_times_every_page_and_counts_its_queries(tmp_path: Path) -> None:
-    out = tmp_path / "pages.json"
-    done = subprocess.run(
-        [sys.executable, "manage.py", "bench", "pages", "--fleet-hosts", "60", "--rollout-hosts", "20",
-         "--page-runs", "2", "--database", "mdefleet_bench_pages_pytest", "--json-out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    done, report = run_bench(
+        tmp_path / "pages.json", "pages", "--fleet-hosts", "60", "--rollout-hosts", "20", "--page-runs", "2",
+        "--database", "mdefleet_bench_pages_pytest", timeout=300,
     )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    report = json.loads(out.read_text())
     assert report["data"] == {"hosts": 60, "rollout_hosts": 20}
     pages = {p["name"].split(" (")[0]: p for p in report["pages"]}
     assert set(pages) == {
