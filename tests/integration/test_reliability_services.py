@@ -138,6 +138,16 @@ def start_rollout(stack: Stack, fleet: SimFleet, web: WebProcess, wave_plan: lis
     return operator, url
 
 
+def rollout_mid_wave(stack: Stack, fleet: SimFleet, wave_plan: list[str]) -> tuple[WebProcess, ApiClient, str]:
+    """Web, a worker and beat started, the rollout started over HTTP, and its first wave past install."""
+    web = stack.web()
+    stack.worker("w1")
+    stack.beat()
+    operator, url = start_rollout(stack, fleet, web, wave_plan)
+    wait_for(mid_wave, timeout=120, what="the first wave to be past install")
+    return web, operator, url
+
+
 def mid_wave() -> bool:
     """Some hosts of the first wave are past install, none has finished its run yet."""
     return bool(
@@ -184,12 +194,8 @@ def test_a_redis_restart_mid_wave_loses_no_host_and_starts_no_wave_twice(
 ) -> None:
     stack = stack_factory(private_redis.url)
     fleet = sim_fleet_factory(6, profiles=SUPPORTED, faults="slow=0.15", seed=31, time_scale=0.05)
-    web = stack.web()
-    stack.worker("w1")
-    stack.beat()
-    operator, url = start_rollout(stack, fleet, web, ["2", "100%"])
+    _web, operator, url = rollout_mid_wave(stack, fleet, ["2", "100%"])
 
-    wait_for(mid_wave, timeout=120, what="the first wave to be past install")
     private_redis.stop(signal.SIGKILL)  # every queued and unacked message is gone with it
     time.sleep(3)
     private_redis.start()  # empty: no persistence
@@ -204,12 +210,7 @@ def test_a_postgresql_restart_mid_wave_loses_no_host_and_starts_no_wave_twice(
 ) -> None:
     stack = stack_factory(BROKER_URL)
     fleet = sim_fleet_factory(6, profiles=SUPPORTED, faults="slow=0.15", seed=32, time_scale=0.05)
-    web = stack.web()
-    stack.worker("w1")
-    stack.beat()
-    operator, url = start_rollout(stack, fleet, web, ["2", "100%"])
-
-    wait_for(mid_wave, timeout=120, what="the first wave to be past install")
+    web, operator, url = rollout_mid_wave(stack, fleet, ["2", "100%"])
     connections.close_all()
     private_postgres.stop("fast")  # every session is cut, the workers' and the web's included
     time.sleep(3)
@@ -231,13 +232,9 @@ def test_a_web_restart_mid_rollout_loses_nothing_and_pages_show_the_database(
     redis.Redis.from_url(BROKER_URL).flushdb()
     stack = stack_factory(BROKER_URL)
     fleet = sim_fleet_factory(4, profiles=SUPPORTED, faults="slow=0.1", seed=33, time_scale=0.05)
-    web = stack.web()
-    stack.worker("w1")
-    stack.beat()
-    operator, url = start_rollout(stack, fleet, web, ["1", "100%"])
+    web, operator, url = rollout_mid_wave(stack, fleet, ["1", "100%"])
 
     # A pause sent just before the web process dies is kept: it was committed, not held in memory.
-    wait_for(mid_wave, timeout=120, what="the first wave to be past install")
     assert operator.post(url + "pause/").status == 200
     web.stop(signal.SIGKILL)
     assert Rollout.objects.get().status == "paused"
