@@ -302,12 +302,11 @@ def webhook_deliveries_prune(*, now: datetime | None = None) -> int:
     """
     cutoff = (now or timezone.now()) - timedelta(days=settings.MDEFLEET_WEBHOOK_RETENTION_DAYS)
     with transaction.atomic():
-        old = WebhookDelivery.objects.filter(
+        _, deleted = WebhookDelivery.objects.filter(
             status__in=[DeliveryStatus.DELIVERED, DeliveryStatus.FAILED], created_at__lt=cutoff
-        )
-        count = old.count()
+        ).delete()
+        count = deleted.get(WebhookDelivery._meta.label, 0)
         if count:
-            old.delete()
             audit_record(
                 actor=SYSTEM,
                 action="webhook.deliveries_pruned",
