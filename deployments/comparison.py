@@ -86,12 +86,6 @@ def filesystem_changes(pre: dict[str, Any] | None, post: dict[str, Any] | None) 
     return rows
 
 
-def disk_lost_mb(pre: dict[str, Any], post: dict[str, Any]) -> tuple[float | None, str]:
-    """The most free space lost on any filesystem mounted in both snapshots, and its mount point."""
-    rows = filesystem_changes(pre, post)
-    return (rows[0]["lost_mb"], rows[0]["mount"]) if rows else (None, "")
-
-
 def _by_name(snapshot: dict[str, Any]) -> dict[str, dict[str, float]]:
     """RSS and CPU summed per process name; a process in both ps lists counts once (by pid)."""
     totals: dict[str, dict[str, float]] = {}
@@ -139,27 +133,12 @@ def process_changes(pre: dict[str, Any] | None, post: dict[str, Any] | None) -> 
     return changes[:PROCESSES_SHOWN]
 
 
-def agent_share(snapshot: dict[str, Any] | None, cores: int | None) -> dict[str, float | None]:
+def share_of(base: dict[str, float | None] | None, cores: int | None) -> dict[str, float | None]:
     """The agent's own share of the host: CPU in % of all cores, of the busy CPU, and RSS in % of RAM.
 
-    ps counts CPU per core (100 % = one core), so the share of the host is the sum over cores.
+    From the four post figures of a host summary's ``share_base``. ps counts CPU per core
+    (100 % = one core), so the share of the host is the sum over cores.
     """
-    if not snapshot:
-        return share_of(None, cores)
-    rss, cpu = agent_totals(snapshot)
-    return share_of(
-        {
-            "agent_rss_mb": rss,
-            "agent_cpu_pct": cpu,
-            "mem_total_mb": _num(snapshot.get("mem_total_mb")),
-            "cpu_busy_pct": _num(snapshot.get("cpu_busy_pct")),
-        },
-        cores,
-    )
-
-
-def share_of(base: dict[str, float | None] | None, cores: int | None) -> dict[str, float | None]:
-    """:func:`agent_share` from the four post figures it needs (``share_base`` of a host summary)."""
     if not base:
         return {"cpu_pct_of_host": None, "cpu_pct_of_busy": None, "rss_pct_of_ram": None}
     rss, cpu = _num(base.get("agent_rss_mb")), _num(base.get("agent_cpu_pct"))

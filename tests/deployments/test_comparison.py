@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deployments.comparison import agent_share, filesystem_changes, host_deltas, process_changes
+from deployments.comparison import filesystem_changes, host_deltas, host_summary, process_changes, share_of
 
 PRE = {
     "cpu_busy_pct": 12.5,
@@ -70,6 +70,11 @@ def test_filesystems_are_listed_by_the_free_space_they_lost() -> None:
         ("/var", 500.0, round(512_000 / 4_096_000 * 100, 2)),
     ]
     assert host_deltas(PRE, POST)["base"]["disk_mb"] == 10_000.0  # / had 10,000 MB free before
+
+
+def agent_share(post: dict[str, object], cores: int | None) -> dict[str, float | None]:
+    """The agent's share as the report computes it: from the summary the compare step stores."""
+    return share_of(host_summary(PRE, post)["share_base"], cores)
 
 
 def test_the_agent_share_is_of_all_cores_of_the_busy_cpu_and_of_ram() -> None:
