@@ -24,9 +24,9 @@ class ServiceAccountAuthentication(BaseAuthentication):
 
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
         parts = get_authorization_header(request).split()
-        if not parts or parts[0].decode(errors="replace").lower() not in KEYWORDS:
+        keyword = parts[0].decode(errors="replace").lower() if parts else ""
+        if keyword not in KEYWORDS:
             return None
-        keyword = parts[0].decode(errors="replace").lower()
         if len(parts) != 2:
             if keyword == "token":
                 return None  # TokenAuthentication words its own error

@@ -1,4 +1,4 @@
-"""Helpers shared by every app's page views: role checks and htmx fragment selection."""
+"""Helpers shared by every app's page views: role checks, htmx fragment selection, service errors on forms."""
 
 from __future__ import annotations
 
@@ -31,6 +31,15 @@ def role_required(role: str) -> Callable[[View], View]:
         return wrapped
 
     return decorator
+
+
+def form_errors_attach(form: Any, errors: dict[str, list[str]], field_map: dict[str, str] | None = None) -> None:
+    """Put a service's refusal (messages by field) on the form fields they name, the rest on the form."""
+    for key, messages in errors.items():
+        field = (field_map or {}).get(key, key)
+        target = field if field in form.fields else None
+        for message in messages:
+            form.add_error(target, message)
 
 
 def htmx_target(request: HttpRequest) -> str | None:

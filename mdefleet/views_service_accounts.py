@@ -23,7 +23,7 @@ from mdefleet.service_accounts import (
     service_account_revoke,
     service_account_state,
 )
-from mdefleet.views import role_required
+from mdefleet.views import form_errors_attach, role_required
 
 
 class ServiceAccountForm(forms.Form):
@@ -76,8 +76,7 @@ def service_accounts(request: HttpRequest) -> HttpResponse:
                 expires_at=timezone.now() + timedelta(days=data["expires_in_days"]),
             )
         except ServiceAccountInvalid as exc:
-            for field, errors in exc.errors.items():
-                form.add_error(field if field in form.fields else None, errors)
+            form_errors_attach(form, exc.errors)
         else:
             messages.success(request, f"Service account {account.name} created.")
             return _page(request, ServiceAccountForm(), created_token=token, status=201)

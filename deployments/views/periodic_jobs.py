@@ -16,7 +16,7 @@ from deployments.forms.periodic_jobs import PeriodicJobForm
 from deployments.services import periodic_jobs as services
 from mdefleet.audit import Actor
 from mdefleet.roles import ADMIN, VIEWER, has_role
-from mdefleet.views import htmx_target, role_required
+from mdefleet.views import form_errors_attach, htmx_target, role_required
 
 EXPIRING_PANEL_ROWS = 10
 
@@ -58,9 +58,7 @@ def periodic_job_edit(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             services.periodic_job_update(actor=Actor.from_request(request), task=task, **form.update_kwargs())
         except services.PeriodicJobInvalid as exc:
-            for field, errors in exc.errors.items():
-                for error in errors:
-                    form.add_error(field if field in form.fields else None, error)
+            form_errors_attach(form, exc.errors)
         else:
             messages.success(request, f"{task.name} saved.")
             return redirect("deployments:periodic-jobs")

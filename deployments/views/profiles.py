@@ -44,7 +44,7 @@ from deployments.services.profiles import (
 )
 from mdefleet.audit import Actor
 from mdefleet.roles import ADMIN, VIEWER, has_role
-from mdefleet.views import role_required
+from mdefleet.views import form_errors_attach, role_required
 
 PARTIALS = "deployments/partials"
 # Sections that show values derived from others, re-rendered out of band after a change.
@@ -94,7 +94,7 @@ def profile_new(request: HttpRequest) -> HttpResponse:
         try:
             profile = profile_create(actor=Actor.from_request(request), data=form.cleaned_data)
         except ProfileInvalid as exc:
-            _attach(form, exc.errors)
+            form_errors_attach(form, exc.errors)
         else:
             messages.success(request, f"Profile {profile.name} created with the recommended settings.")
             return redirect("deployments:profile-detail", pk=profile.pk)
@@ -107,15 +107,6 @@ def profile_new(request: HttpRequest) -> HttpResponse:
 
 def _profile(pk: int) -> Profile:
     return get_object_or_404(Profile.objects.defer("onboarding_encrypted"), pk=pk)
-
-
-def _attach(form: Any, errors: dict[str, list[str]], field_map: dict[str, str] | None = None) -> None:
-    """Put service errors on the form fields they name (others on the form itself)."""
-    for key, messages_ in errors.items():
-        field = (field_map or {}).get(key, key)
-        target = field if field in form.fields else None
-        for message in messages_:
-            form.add_error(target, message)
 
 
 def _redact_proxy(form: ProfileGeneralForm) -> ProfileGeneralForm:
@@ -268,7 +259,7 @@ def profile_general(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             profile = profile_update(actor=Actor.from_request(request), profile=profile, data=form.cleaned_data)
         except ProfileInvalid as exc:
-            _attach(form, exc.errors)
+            form_errors_attach(form, exc.errors)
         else:
             return _respond(request, profile, "general", ok=True, message="Saved.")
     return _respond(request, profile, "general", ok=False, general_form=_redact_proxy(form))
@@ -290,7 +281,7 @@ def profile_onboarding(request: HttpRequest, pk: int) -> HttpResponse:
                     actor=Actor.from_request(request), profile=profile, filename=upload.name, content=upload.read()
                 )
             except ProfileInvalid as exc:
-                _attach(form, exc.errors, {"onboarding": "package"})
+                form_errors_attach(form, exc.errors, {"onboarding": "package"})
             else:
                 return _respond(
                     request, profile, "onboarding", ok=True, message=f"Package stored; organization {profile.org_id}."
@@ -440,7 +431,7 @@ def profile_schedules(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             profile = profile_update(actor=Actor.from_request(request), profile=profile, data=form.cleaned_data)
         except ProfileInvalid as exc:
-            _attach(form, exc.errors)
+            form_errors_attach(form, exc.errors)
         else:
             return _respond(request, profile, "schedules", ok=True, message="Schedules saved.")
     return _respond(request, profile, "schedules", ok=False, schedules_form=form, schedule_draft=_schedules_draft(form))

@@ -16,18 +16,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 from mdefleet.audit import Actor
 from mdefleet.models import WebhookDelivery, WebhookSubscription
 from mdefleet.roles import ADMIN
-from mdefleet.views import htmx_target, role_required
+from mdefleet.views import form_errors_attach, htmx_target, role_required
 from mdefleet.webhooks import selectors, services
 from mdefleet.webhooks.choices import DeliveryStatus
 from mdefleet.webhooks.forms import WebhookForm
 
 DELIVERIES_FRAGMENT = "mdefleet/partials/webhooks_deliveries.html"
-
-
-def _add_errors(form: WebhookForm, exc: services.WebhookInvalid) -> None:
-    for field, errors in exc.errors.items():
-        for error in errors:
-            form.add_error(field if field in form.fields else None, error)
 
 
 @require_http_methods(["GET", "POST"])
@@ -47,7 +41,7 @@ def webhook_list(request: HttpRequest) -> HttpResponse:
                 active=data["active"],
             )
         except services.WebhookInvalid as exc:
-            _add_errors(form, exc)
+            form_errors_attach(form, exc.errors)
         else:
             messages.success(request, f"Webhook {subscription.name} created.")
             # The generated secret is shown in this answer only; a secret the person typed is not echoed.
@@ -104,7 +98,7 @@ def webhook_detail(request: HttpRequest, pk: int) -> HttpResponse:
                     secret=data["secret"] or None,
                 )
             except services.WebhookInvalid as exc:
-                _add_errors(form, exc)
+                form_errors_attach(form, exc.errors)
             else:
                 messages.success(request, "Webhook saved.")
                 return redirect("webhooks:detail", pk=subscription.pk)
